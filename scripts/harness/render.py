@@ -1,0 +1,140 @@
+"""Render the chart with the real helm binaries.
+
+The kuberay-operator dependency cannot always be downloaded (it can't on the build machines), so
+the umbrella's own templates are rendered from a temporary copy of the chart without the
+dependency. Where `helm dependency build` has put the archive in charts/ray-platform/charts/,
+`Renderer(with_dependency=True)` renders the real chart, subchart included.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.tools import CHART_DIR, helm_binary
+
+RELEASE = "ray-platform"
+NAMESPACE = "ray-platform"
+
+
+class RenderError(Exception):
+    """helm refused the values; str() is helm's message without the usage noise."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    values_files: tuple[Path, ...] = ()
+    helm_major: int = 4
+    kube_version: str | None = None
+    api_versions: tuple[str, ...] = ()
+    set_values: tuple[str, ...] = ()
+
+
+def dependency_archive(chart_dir: Path = CHART_DIR) -> Path | None:
+    """The kuberay-operator archive fetched by `helm dependency build`, if present."""
+    found = sorted((chart_dir / "charts").glob("kuberay-operator-*.tgz"))
+    return found[-1] if found else None
+
+
+def make_offline_copy(chart_dir: Path, dest: Path) -> Path:
+    """Copy the chart to dest without its remote dependency (Chart.yaml, Chart.lock, charts/)."""
+    target = dest / chart_dir.name
+    shutil.copytree(chart_dir, target, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    chart_yaml = target / "Chart.yaml"
+    metadata = yaml.safe_load(chart_yaml.read_text())
+    metadata.pop("dependencies", None)
+    chart_yaml.write_text(yaml.safe_dump(metadata, sort_keys=False))
+    return target
+
+
+def parse_manifests(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@dataclass
+class Renderer:
+    """Renders the chart, each distinct request once (tests share one Renderer per session)."""
+
+    with_dependency: bool = False
+    chart_dir: Path = CHART_DIR
+    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    _chart: Path | None = field(default=None, init=False, repr=False)
+    _cache: dict[RenderRequest, tuple[str, list[dict[str, Any]] | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    @property
+    def chart(self) -> Path:
+        if self._chart is None:
+            if self.with_dependency:
+                if dependency_archive(self.chart_dir) is None:
+                    raise FileNotFoundError(
+                        "the kuberay-operator archive is missing: run `helm dependency build "
+                        f"{self.chart_dir}` where the network allows"
+                    )
+                self._chart = self.chart_dir
+            else:
+                self._workdir = tempfile.TemporaryDirectory(prefix="ray-platform-chart-")
+                self._chart = make_offline_copy(self.chart_dir, Path(self._workdir.name))
+        return self._chart
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir, self._chart = None, None
+
+    def command(self, request: RenderRequest) -> list[str]:
+        cmd = [str(helm_binary(request.helm_major)), "template", RELEASE, str(self.chart),
+               "--namespace", NAMESPACE]
+        for path in request.values_files:
+            cmd += ["--values", str(path)]
+        for assignment in request.set_values:
+            cmd += ["--set", assignment]
+        if request.kube_version:
+            cmd += ["--kube-version", request.kube_version]
+        for api_version in request.api_versions:
+            cmd += ["--api-versions", api_version]
+        return cmd
+
+    def _run(self, request: RenderRequest) -> tuple[str, list[dict[str, Any]] | None]:
+        if request not in self._cache:
+            proc = subprocess.run(self.command(request), capture_output=True, text=True, check=False)
+            if proc.returncode == 0:
+                self._cache[request] = (proc.stdout, parse_manifests(proc.stdout))
+            else:
+                self._cache[request] = (clean_error(proc.stderr), None)
+        return self._cache[request]
+
+    def render(self, request: RenderRequest) -> list[dict[str, Any]]:
+        """The rendered objects; RenderError with helm's message when helm refuses."""
+        text, objects = self._run(request)
+        if objects is None:
+            raise RenderError(text)
+        return objects
+
+    def error(self, request: RenderRequest) -> str | None:
+        """helm's error message for the request, or None when it renders."""
+        text, objects = self._run(request)
+        return text if objects is None else None
+
+
+def clean_error(stderr: str) -> str:
+    """helm's error without its trailing hint lines about --debug."""
+    lines = [line for line in stderr.strip().splitlines() if "--debug" not in line]
+    return "\n".join(lines).strip()
+
+
+def normalise_paths(message: str) -> str:
+    """Helm 4 names keys as '/a/b/c', Helm 3 as 'a.b.c': turn the former into the latter."""
+    return re.sub(r"'/([^' ]*)'", lambda m: m.group(1).replace("/", "."), message)
+
+
+def object_ref(obj: dict[str, Any]) -> str:
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
