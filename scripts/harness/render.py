@@ -135,6 +135,10 @@ def normalise_paths(message: str) -> str:
     return re.sub(r"'/([^' ]*)'", lambda m: m.group(1).replace("/", "."), message)
 
 
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj.get("kind") == kind]
+
+
 def object_ref(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 

@@ -1,0 +1,67 @@
+"""Every pod template of a rendered object, the ones nested in KubeRay resources included.
+
+General-purpose scanners skip templates inside RayCluster/RayService/RayJob; this module is how
+the harness applies pod policies and Kubernetes' PodTemplateSpec schema to them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    owner: str  # "RayCluster/name"
+    path: str  # where in the owner: "spec.headGroupSpec.template"
+    template: dict[str, Any]  # {metadata, spec}
+    ray_node: bool  # a Ray head or worker (the operator adds probes and the ray start command)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.template.get("spec") or {}
+
+    @property
+    def where(self) -> str:
+        return f"{self.owner} {self.path}"
+
+
+def _ray_cluster_templates(owner: str, spec: dict[str, Any], prefix: str) -> Iterator[PodTemplate]:
+    head = (spec.get("headGroupSpec") or {}).get("template")
+    if head is not None:
+        yield PodTemplate(owner, f"{prefix}headGroupSpec.template", head, True)
+    for index, group in enumerate(spec.get("workerGroupSpecs") or []):
+        name = group.get("groupName", index)
+        yield PodTemplate(owner, f"{prefix}workerGroupSpecs[{name}].template", group.get("template") or {}, True)
+
+
+def pod_templates(obj: dict[str, Any]) -> Iterator[PodTemplate]:
+    kind = obj.get("kind")
+    owner = f"{kind}/{(obj.get('metadata') or {}).get('name')}"
+    spec = obj.get("spec") or {}
+    if kind == "Pod":
+        yield PodTemplate(owner, "<pod>", {"metadata": obj.get("metadata", {}), "spec": spec}, False)
+    elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        yield PodTemplate(owner, "spec.template", spec.get("template") or {}, False)
+    elif kind == "CronJob":
+        job = (spec.get("jobTemplate") or {}).get("spec") or {}
+        yield PodTemplate(owner, "spec.jobTemplate.spec.template", job.get("template") or {}, False)
+    elif kind == "RayCluster":
+        yield from _ray_cluster_templates(owner, spec, "spec.")
+    elif kind == "RayService":
+        yield from _ray_cluster_templates(owner, spec.get("rayClusterConfig") or {}, "spec.rayClusterConfig.")
+    elif kind == "RayJob":
+        yield from _ray_cluster_templates(owner, spec.get("rayClusterSpec") or {}, "spec.rayClusterSpec.")
+        if spec.get("submitterPodTemplate"):
+            yield PodTemplate(owner, "spec.submitterPodTemplate", spec["submitterPodTemplate"], False)
+
+
+def ray_cluster_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(where, RayCluster spec, owned by another Ray resource) for every Ray cluster in obj."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    owner = f"{kind}/{(obj.get('metadata') or {}).get('name')}"
+    if kind == "RayCluster":
+        yield owner, spec, False
+    elif kind == "RayService" and spec.get("rayClusterConfig"):
+        yield f"{owner} spec.rayClusterConfig", spec["rayClusterConfig"], True
+    elif kind == "RayJob" and spec.get("rayClusterSpec"):
+        yield f"{owner} spec.rayClusterSpec", spec["rayClusterSpec"], True

@@ -1,0 +1,224 @@
+"""Semantic checks beyond schemas.
+
+operator_problems: what the KubeRay operator (v1.7.0, validation.go) rejects at reconcile time,
+caught at render time instead of in the operator's logs.
+pod_problems: the chart's policies on every pod template - Pod Security "restricted", resource
+requests and limits, pinned image tags, probes on non-Ray workloads.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from harness.pods import PodTemplate, ray_cluster_specs
+from harness.versions import MIN_RAY_VERSION_FOR_TOKEN_AUTH
+
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47}
+# rayStartParams that describe resources; KubeRay refuses them next to a group's `resources` field.
+RESOURCE_START_PARAMS = ("num-cpus", "num-gpus", "memory", "resources")
+LEGACY_FT_HEAD_ENV = ("REDIS_PASSWORD", "RAY_REDIS_ADDRESS")
+RAY_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text: str | None) -> tuple[int, int, int] | None:
+    match = RAY_VERSION.match(text or "")
+    return tuple(int(part) for part in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def _groups(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield "headGroupSpec", spec.get("headGroupSpec") or {}
+    for index, group in enumerate(spec.get("workerGroupSpecs") or []):
+        yield f"workerGroupSpecs[{group.get('groupName', index)}]", group
+
+
+def _containers(group: dict[str, Any]) -> list[dict[str, Any]]:
+    return ((group.get("template") or {}).get("spec") or {}).get("containers") or []
+
+
+def _cluster_problems(spec: dict[str, Any], owned: bool) -> Iterator[str]:
+    for where, group in _groups(spec):
+        if not _containers(group):
+            yield f"{where}: the pod template has no containers"
+        params = group.get("rayStartParams") or {}
+        if "labels" in params:
+            yield f"{where}.rayStartParams.labels: not allowed; use the group's labels field"
+        if group.get("resources") and any(key in params for key in RESOURCE_START_PARAMS):
+            yield f"{where}: resources are set both in rayStartParams and in the resources field"
+        if where != "headGroupSpec":
+            low, high = group.get("minReplicas", 0), group.get("maxReplicas", 2147483647)
+            if low < 0 or high < 0:
+                yield f"{where}: minReplicas and maxReplicas must not be negative"
+            elif low > high:
+                yield f"{where}: minReplicas ({low}) is greater than maxReplicas ({high})"
+    if owned and spec.get("upgradeStrategy"):
+        yield "upgradeStrategy: not allowed on a RayCluster owned by a RayService or RayJob"
+    yield from _fault_tolerance_problems(spec)
+    yield from _autoscaler_problems(spec)
+    auth = spec.get("authOptions") or {}
+    if auth.get("mode") == "token":
+        version = parse_version(spec.get("rayVersion"))
+        if version is None:
+            yield "authOptions.mode token needs rayVersion"
+        elif version < MIN_RAY_VERSION_FOR_TOKEN_AUTH:
+            yield f"authOptions.mode token needs rayVersion >= 2.52.0, got {spec.get('rayVersion')}"
+
+
+def _fault_tolerance_problems(spec: dict[str, Any]) -> Iterator[str]:
+    if not spec.get("gcsFaultToleranceOptions"):
+        return
+    head = spec.get("headGroupSpec") or {}
+    annotations = ((head.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    if "ray.io/ft-enabled" in annotations:
+        yield "gcsFaultToleranceOptions together with the legacy ray.io/ft-enabled annotation"
+    if "redis-password" in (head.get("rayStartParams") or {}):
+        yield "gcsFaultToleranceOptions together with rayStartParams.redis-password on the head"
+    for container in _containers(head):
+        for env in container.get("env") or []:
+            if env.get("name") in LEGACY_FT_HEAD_ENV:
+                yield f"gcsFaultToleranceOptions together with {env['name']} in the head's env"
+
+
+def _autoscaler_problems(spec: dict[str, Any]) -> Iterator[str]:
+    options = spec.get("autoscalerOptions") or {}
+    if (options.get("idleTimeoutSeconds") or 0) < 0:
+        yield "autoscalerOptions.idleTimeoutSeconds must not be negative"
+    head = spec.get("headGroupSpec") or {}
+    v2 = options.get("version") == "v2" or any(
+        env.get("name") == "RAY_ENABLE_AUTOSCALER_V2" and str(env.get("value", "")).lower() in ("1", "true")
+        for container in _containers(head) for env in container.get("env") or []
+    )
+    if not v2:
+        return
+    if not spec.get("enableInTreeAutoscaling"):
+        yield "autoscaler v2 needs enableInTreeAutoscaling: true"
+    for where, group in _groups(spec):
+        policy = ((group.get("template") or {}).get("spec") or {}).get("restartPolicy")
+        if policy not in (None, "Never"):
+            yield f"{where}: autoscaler v2 needs restartPolicy Never, got {policy}"
+
+
+def operator_problems(obj: dict[str, Any]) -> list[str]:
+    """Reconcile-time rejections of the KubeRay operator for a rendered object."""
+    found: list[str] = []
+    kind, name = obj.get("kind"), (obj.get("metadata") or {}).get("name", "")
+    if kind in NAME_LIMITS:
+        if len(name) > NAME_LIMITS[kind]:
+            found.append(f"{kind}/{name}: name longer than {NAME_LIMITS[kind]} characters")
+        if not DNS1035.match(name):
+            found.append(f"{kind}/{name}: name is not a DNS-1035 label")
+    for where, spec, owned in ray_cluster_specs(obj):
+        found += [f"{where}: {problem}" for problem in _cluster_problems(spec, owned)]
+    return found
+
+
+def image_version_problems(obj: dict[str, Any]) -> list[str]:
+    """rayVersion must match the Ray version in the tags of rayproject images."""
+    found = []
+    for where, spec, _ in ray_cluster_specs(obj):
+        want = parse_version(spec.get("rayVersion"))
+        for group_where, group in _groups(spec):
+            for container in _containers(group):
+                image = container.get("image", "")
+                if "rayproject/ray" not in image.rsplit(":", 1)[0]:
+                    continue
+                got = parse_version(image.rsplit(":", 1)[-1])
+                if got and want and got != want:
+                    found.append(f"{where} {group_where}: image {image} does not match rayVersion {spec.get('rayVersion')}")
+    return found
+
+
+# --- pod policies -------------------------------------------------------------------------
+
+def _all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return (spec.get("initContainers") or []) + (spec.get("containers") or [])
+
+
+def restricted_problems(pod: PodTemplate) -> Iterator[str]:
+    """Pod Security Standard "restricted" (v1.30+), container by container."""
+    spec = pod.spec
+    pod_sc = spec.get("securityContext") or {}
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            yield f"{flag} is not allowed"
+    for volume in spec.get("volumes") or []:
+        if "hostPath" in volume:
+            yield f"volume {volume.get('name')}: hostPath is not allowed"
+    pod_seccomp = (pod_sc.get("seccompProfile") or {}).get("type")
+    for container in _all_containers(spec):
+        name, sc = container.get("name"), container.get("securityContext") or {}
+        if sc.get("privileged"):
+            yield f"container {name}: privileged"
+        if sc.get("allowPrivilegeEscalation") is not False:
+            yield f"container {name}: allowPrivilegeEscalation must be false"
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            yield f"container {name}: capabilities must drop ALL"
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            yield f"container {name}: only NET_BIND_SERVICE may be added"
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+            yield f"container {name}: runAsNonRoot must be true"
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            yield f"container {name}: runAsUser 0"
+        seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            yield f"container {name}: seccompProfile must be RuntimeDefault or Localhost"
+        for port in container.get("ports") or []:
+            if port.get("hostPort"):
+                yield f"container {name}: hostPort {port['hostPort']}"
+
+
+def resource_problems(pod: PodTemplate) -> Iterator[str]:
+    for container in _all_containers(pod.spec):
+        resources = container.get("resources") or {}
+        for section, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
+            if key not in (resources.get(section) or {}):
+                yield f"container {container.get('name')}: resources.{section}.{key} is not set"
+
+
+def image_problems(pod: PodTemplate) -> Iterator[str]:
+    for container in _all_containers(pod.spec):
+        image = container.get("image") or ""
+        tail = image.rsplit("/", 1)[-1]
+        if "@" in tail:
+            continue
+        if ":" not in tail or tail.endswith(":latest"):
+            yield f"container {container.get('name')}: image {image!r} needs a pinned tag, not latest"
+
+
+def probe_problems(pod: PodTemplate) -> Iterator[str]:
+    """Long-running non-Ray containers need a readiness probe (KubeRay adds Ray nodes' own)."""
+    if pod.ray_node or pod.owner.split("/")[0] in ("Pod", "Job", "CronJob"):
+        return
+    for container in pod.spec.get("containers") or []:
+        if "readinessProbe" not in container:
+            yield f"container {container.get('name')}: no readinessProbe"
+
+
+POD_POLICIES = {
+    "pod-security-restricted": restricted_problems,
+    "resources": resource_problems,
+    "image-tag": image_problems,
+    "probes": probe_problems,
+}
+
+
+def pod_problems(pod: PodTemplate) -> dict[str, list[str]]:
+    """Policy name -> violations for one pod template."""
+    return {name: list(check(pod)) for name, check in POD_POLICIES.items()}
+
+
+def autoscaler_container_problems(obj: dict[str, Any]) -> list[str]:
+    """The operator builds the autoscaler sidecar from autoscalerOptions: hold it to the same
+    restricted securityContext and resource policy as the containers the chart writes itself."""
+    found = []
+    for where, spec, _ in ray_cluster_specs(obj):
+        if not spec.get("enableInTreeAutoscaling"):
+            continue
+        options = spec.get("autoscalerOptions") or {}
+        container = {"name": "autoscaler", "securityContext": options.get("securityContext"),
+                     "resources": options.get("resources"), "image": "autoscaler:from-head"}
+        pod = PodTemplate(where, "autoscalerOptions", {"spec": {"containers": [container]}}, True)
+        for policy in (restricted_problems, resource_problems):
+            found += [f"{where} autoscalerOptions: {problem}" for problem in policy(pod)]
+    return found

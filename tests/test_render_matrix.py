@@ -1,0 +1,33 @@
+"""Every scenario renders with both helm majors, identically, for every supported Kubernetes."""
+from __future__ import annotations
+
+import pytest
+
+from harness.render import RenderError, of_kind
+from harness.scenarios import Scenario
+from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
+
+
+def test_scenario_renders(render, scenario: Scenario, helm_major: int) -> None:
+    objects = render(scenario, helm_major)
+    assert of_kind(objects, "RayCluster"), f"{scenario} rendered no RayCluster"
+    for obj in objects:
+        assert obj["metadata"]["name"], obj
+
+
+def test_helm_majors_render_the_same_manifests(render, scenario: Scenario) -> None:
+    first, *others = (render(scenario, major) for major in HELM_MAJORS)
+    for major, objects in zip(HELM_MAJORS[1:], others):
+        assert objects == first, f"helm {major} and helm {HELM_MAJORS[0]} differ for {scenario}"
+
+
+@pytest.mark.parametrize("minor", [SUPPORTED_KUBE_MINORS[0], SUPPORTED_KUBE_MINORS[-1]])
+def test_supported_kubernetes_versions_render(render, scenario: Scenario, minor: str) -> None:
+    assert render(scenario, kube_version=f"{minor}.0") == render(scenario)
+
+
+def test_older_kubernetes_is_refused_by_kube_version(render, scenario: Scenario) -> None:
+    major, minor = SUPPORTED_KUBE_MINORS[0].split(".")
+    older = f"{major}.{int(minor) - 1}.0"
+    with pytest.raises(RenderError, match="kubeVersion"):
+        render(scenario, kube_version=older)
