@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     wanted = render_json(load_source())
     if args.check:
         if not TARGET.exists() or TARGET.read_text() != wanted:
-            print(f"{TARGET.relative_to(REPO)} is stale: run `make generate`", file=sys.stderr)
+            print(f"{TARGET} is stale: run `make generate`", file=sys.stderr)
             return 1
         return 0
     TARGET.write_text(wanted)
-    print(f"wrote {TARGET.relative_to(REPO)}")
+    print(f"wrote {TARGET}")
     return 0
 
 

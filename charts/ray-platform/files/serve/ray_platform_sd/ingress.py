@@ -11,8 +11,6 @@ Routes (relative to the application's route_prefix):
 Settings: the user_config keys in config.py (IngressConfig).
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging
