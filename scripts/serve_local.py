@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -208,10 +209,18 @@ class LocalRay:
         self.extra_env = dict(extra_env or {})
         # Short path: Ray's unix sockets live below it (limit about 107 characters).
         self.temp_dir = tempfile.mkdtemp(prefix="rpsd-", dir=temp_root)
-        ports: list = []
-        for _ in range(4):
-            ports.append(free_port(ports))
-        self.gcs_port, self.dashboard_port, self.client_port, self.http_port = ports
+        # Every port Ray would otherwise take at a fixed default (6379, 8265, 10001,
+        # 52365, ...) is set explicitly, so this cluster never collides with another Ray
+        # on the same machine.
+        names = ("gcs", "dashboard", "client", "http", "agent_listen", "agent_grpc",
+                 "metrics", "node_manager", "object_manager", "runtime_env_agent")
+        chosen: list = []
+        for _ in names:
+            chosen.append(free_port(chosen))
+        self.ports: Dict[str, int] = dict(zip(names, chosen))
+        self.gcs_port = self.ports["gcs"]
+        self.dashboard_port = self.ports["dashboard"]
+        self.http_port = self.ports["http"]
         self.sid: Optional[int] = None
         self.log_path = Path(self.temp_dir) / "ray-start.log"
 
@@ -253,7 +262,13 @@ class LocalRay:
             "--node-ip-address=127.0.0.1",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
-            f"--ray-client-server-port={self.client_port}",
+            f"--ray-client-server-port={self.ports['client']}",
+            f"--dashboard-agent-listen-port={self.ports['agent_listen']}",
+            f"--dashboard-agent-grpc-port={self.ports['agent_grpc']}",
+            f"--metrics-export-port={self.ports['metrics']}",
+            f"--node-manager-port={self.ports['node_manager']}",
+            f"--object-manager-port={self.ports['object_manager']}",
+            f"--runtime-env-agent-port={self.ports['runtime_env_agent']}",
             f"--temp-dir={self.temp_dir}",
             "--disable-usage-stats",
         ]
@@ -265,10 +280,10 @@ class LocalRay:
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.stop()
+            self.stop(remove_temp_dir=False)
             raise RuntimeError(f"ray start timed out; log: {self.log_path}")
         if rc != 0:
-            self.stop()
+            self.stop(remove_temp_dir=False)
             raise RuntimeError(f"ray start failed ({rc}): {self.log_path.read_text()[-3000:]}")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -279,10 +294,11 @@ class LocalRay:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        self.stop()
-        raise RuntimeError("Ray dashboard did not answer")
+        self.stop(remove_temp_dir=False)
+        raise RuntimeError(f"Ray dashboard did not answer; logs in {self.temp_dir}")
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def stop(self, grace_s: float = 10.0, remove_temp_dir: bool = True) -> None:
+        """End every process of this cluster's session (SIGTERM, then SIGKILL)."""
         if self.sid is None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -299,6 +315,8 @@ class LocalRay:
             if not pids:
                 break
         self.sid = None
+        if remove_temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def logs(self, pattern: str = "*", tail_chars: int = 4000) -> str:
         """The ends of the session's log files matching pattern (for failure messages)."""
