@@ -118,6 +118,13 @@ class Renderer:
             raise RenderError(text)
         return objects
 
+    def manifest_text(self, request: RenderRequest) -> str:
+        """helm's output as text; RenderError when helm refuses."""
+        text, objects = self._run(request)
+        if objects is None:
+            raise RenderError(text)
+        return text
+
     def error(self, request: RenderRequest) -> str | None:
         """helm's error message for the request, or None when it renders."""
         text, objects = self._run(request)

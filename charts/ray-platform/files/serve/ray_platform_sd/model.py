@@ -4,7 +4,10 @@ All settings come from user_config (see config.py for every key).  Requests that
 arrive within batch_wait_timeout_s are run together, up to max_batch_size; a batch
 holding different sizes, step counts or guidance scales is split into sub-batches of
 equal parameters.  Every request carries its own seed and its own CPU generator, so
-the same seed and parameters give the same image whatever batch it lands in.
+the same seed and parameters give the same start noise whatever batch it lands in: run
+alone (or in the same batch), the PNG is byte-identical; batched with other requests,
+float rounding in batched kernels may move a few pixel values by 1.  max_batch_size 1
+gives strict byte-reproducibility under concurrency.
 
 If the pipeline fails to load, the error is kept and check_health() raises it: Serve
 then counts the replica as failed (at start-up: DEPLOY_FAILED after its retries; later:

@@ -1,0 +1,41 @@
+# ray-platform developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
+CHART := charts/ray-platform
+# The harness package lives in scripts/ (scripts/harness).
+export PYTHONPATH := $(CURDIR)/scripts
+
+.PHONY: help setup tools test check lint generate render
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+setup: $(VENV)/.installed tools ## virtualenv with pinned Python deps + pinned helm 3 and 4 in .tools/
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
+	@touch $@
+
+tools: ## install (or verify) the pinned helm binaries; idempotent
+	@$(PYTHON) scripts/install_helm.py
+
+test: setup ## set up what is missing, then run every test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: setup ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
+	@test -n "$(VALUES)" || { echo "usage: make check VALUES=path/to/overlay.yaml [KUBE_VERSION=1.xx]" >&2; exit 2; }
+	$(PY) -m harness $(VALUES) $(if $(KUBE_VERSION),--kube-version $(KUBE_VERSION))
+
+lint: setup ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
+	$(PY) scripts/lint.py
+
+generate: setup ## regenerate values.schema.json from schemas/values.schema.yaml
+	$(PY) scripts/generate_schema.py
+
+render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
+	$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \
+		print(r.manifest_text(RenderRequest(tuple(sys.argv[1:]), 4))); r.close()' $(VALUES)

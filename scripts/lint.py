@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""`make lint`: what chart-testing's `ct lint` checks, with the tools available offline.
+
+helm lint (both majors, defaults and every scenario), yamllint on the chart's values, overlays
+and config, Chart.yaml against schemas/chart.yamale, and the generated-files staleness checks.
+Prints one line per check; exits 1 if any fails.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yamale
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generate_schema  # noqa: E402
+from harness.render import Renderer  # noqa: E402
+from harness.scenarios import scenarios  # noqa: E402
+from harness.tools import CHART_DIR, REPO, helm_binary  # noqa: E402
+from harness.versions import HELM_MAJORS  # noqa: E402
+
+
+def helm_lint() -> list[str]:
+    renderer = Renderer()
+    try:
+        failures = []
+        for major in HELM_MAJORS:
+            for scenario in scenarios():
+                cmd = [str(helm_binary(major)), "lint", "--strict", str(renderer.chart)]
+                for path in scenario.values_files:
+                    cmd += ["--values", str(path)]
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    failures.append(f"helm {major} lint {scenario}:\n{proc.stdout}{proc.stderr}")
+        return failures
+    finally:
+        renderer.close()
+
+
+def yaml_files() -> list[Path]:
+    globs = ["charts/ray-platform/*.yaml", "charts/ray-platform/ci/*.yaml", "values/*.yaml",
+             "schemas/*.yaml", "tests/cases/*.yaml", "*.yaml", ".yamllint.yaml"]
+    return sorted({path for pattern in globs for path in REPO.glob(pattern)})
+
+
+def yamllint() -> list[str]:
+    config = YamlLintConfig(file=str(REPO / ".yamllint.yaml"))
+    failures = []
+    for path in yaml_files():
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        for problem in linter.run(path.read_text(), config, str(path)):
+            failures.append(f"{shown}:{problem.line}:{problem.column}: {problem.desc} ({problem.rule})")
+    return failures
+
+
+def chart_yaml_shape() -> list[str]:
+    schema = yamale.make_schema(str(REPO / "schemas" / "chart.yamale"))
+    data = yamale.make_data(str(CHART_DIR / "Chart.yaml"))
+    try:
+        yamale.validate(schema, data)
+    except yamale.YamaleError as error:
+        return [str(result) for result in error.results]
+    return []
+
+
+def generated_files() -> list[str]:
+    return [] if generate_schema.main(["--check"]) == 0 else ["values.schema.json is stale: run `make generate`"]
+
+
+CHECKS = {"helm lint": helm_lint, "yamllint": yamllint, "Chart.yaml (yamale)": chart_yaml_shape,
+          "generated files": generated_files}
+
+
+def main() -> int:
+    failed = False
+    for name, check in CHECKS.items():
+        problems = check()
+        print(f"{'FAIL' if problems else 'ok  '} {name}")
+        for problem in problems:
+            print(f"       {problem}")
+        failed |= bool(problems)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
