@@ -21,7 +21,7 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@touch $@
 
 tools: ## install (or verify) the pinned helm binaries; idempotent
-	@$(PYTHON) scripts/install_helm.py
+	@$(PYTHON) scripts/install_helm.py >&2
 
 test: setup ## set up what is missing, then run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,5 +37,5 @@ generate: setup ## regenerate values.schema.json from schemas/values.schema.yaml
 	$(PY) scripts/generate_schema.py
 
 render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
-	$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \
+	@$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \
 		print(r.manifest_text(RenderRequest(tuple(sys.argv[1:]), 4))); r.close()' $(VALUES)
