@@ -126,12 +126,14 @@ The pod template of one Ray node group. Call with a dict:
   component  app.kubernetes.io/component of the pods ("raycluster")
   groupName  worker group name (workers only)
   ports      list of {name, containerPort}
+  extra      what the chart adds to every pod of this cluster: {env, volumes, volumeMounts} lists
 */}}
 {{- define "ray-platform.rayPodTemplate" -}}
 {{- $root := .root }}
 {{- $group := .group }}
 {{- $podSecurityContext := mergeOverwrite (deepCopy $root.Values.podSecurityContext) (default dict $group.podSecurityContext) }}
-{{- $securityContext := mergeOverwrite (deepCopy $root.Values.securityContext) (default dict $group.securityContext) -}}
+{{- $securityContext := mergeOverwrite (deepCopy $root.Values.securityContext) (default dict $group.securityContext) }}
+{{- $extra := default dict .extra -}}
 metadata:
   labels:
     {{- include "ray-platform.podLabels" $root | nindent 4 }}
@@ -183,7 +185,7 @@ spec:
       ports:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with $group.env }}
+      {{- with concat (default list $extra.env) (default list $group.env) }}
       env:
         {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -197,12 +199,12 @@ spec:
       securityContext:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- $mounts := concat (include "ray-platform.rayTmpDirMounts" $root | fromYamlArray) (default list $group.volumeMounts) }}
+      {{- $mounts := concat (include "ray-platform.rayTmpDirMounts" $root | fromYamlArray) (default list $extra.volumeMounts) (default list $group.volumeMounts) }}
       {{- with $mounts }}
       volumeMounts:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-  {{- $volumes := concat (include "ray-platform.rayTmpDirVolumes" $root | fromYamlArray) (default list $group.volumes) }}
+  {{- $volumes := concat (include "ray-platform.rayTmpDirVolumes" $root | fromYamlArray) (default list $extra.volumes) (default list $group.volumes) }}
   {{- with $volumes }}
   volumes:
     {{- toYaml . | nindent 4 }}
@@ -333,5 +335,68 @@ Call with (dict "root" $ "cluster" $clusterValues "key" "rayCluster").
 {{- if hasKey (default dict .cluster.annotations) "ray.io/ft-enabled" }}
 {{- fail (printf "%s.annotations: the legacy ray.io/ft-enabled annotation conflicts with %s.gcsFaultTolerance; remove the annotation." .key .key) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The spec of a Ray cluster, shared by the RayCluster and the RayService's rayClusterConfig.
+Call with a dict:
+  root       the chart's root context ($)
+  cluster    the cluster's values (head, workerGroups, autoscaler, gcsFaultTolerance)
+  key        the cluster's values path, for error messages ("rayCluster")
+  component  app.kubernetes.io/component of its pods
+  extra      optional {env, volumes, volumeMounts} the chart adds to every pod
+  extraPorts optional ports added to head and workers (a RayService's serve port)
+*/}}
+{{- define "ray-platform.rayClusterSpec" -}}
+{{- $root := .root }}
+{{- $cluster := .cluster }}
+{{- $key := .key }}
+{{- $extraPorts := default list .extraPorts }}
+{{- include "ray-platform.checkGcsFaultTolerance" (dict "root" $root "cluster" $cluster "key" $key) -}}
+rayVersion: {{ $root.Values.rayVersion | quote }}
+authOptions:
+  {{- include "ray-platform.authOptions" $root | nindent 2 }}
+{{- with (include "ray-platform.gcsFaultToleranceOptions" (default dict $cluster.gcsFaultTolerance)) }}
+gcsFaultToleranceOptions:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with $cluster.autoscaler }}
+enableInTreeAutoscaling: {{ .enabled }}
+{{- if .enabled }}
+autoscalerOptions:
+  {{- include "ray-platform.autoscalerOptions" (dict "root" $root "autoscaler" .) | nindent 2 }}
+{{- end }}
+{{- end }}
+headGroupSpec:
+  serviceType: {{ $cluster.head.serviceType }}
+  rayStartParams:
+    {{- toYaml (default dict $cluster.head.rayStartParams) | nindent 4 }}
+  template:
+    {{- include "ray-platform.rayPodTemplate" (dict "root" $root "group" $cluster.head "key" (printf "%s.head" $key) "nodeType" "head" "component" .component "extra" .extra "ports" (concat (include "ray-platform.headPorts" $root | fromYamlArray) $extraPorts)) | nindent 4 }}
+{{- $groupNames := list }}
+{{- range $groupName, $group := $cluster.workerGroups }}
+{{- /* A group is enabled unless it says otherwise: an overlay adding a group need not say so. */}}
+{{- if or (not (hasKey $group "enabled")) $group.enabled }}
+{{- $groupNames = append $groupNames $groupName }}
+{{- end }}
+{{- end }}
+{{- if not $groupNames }}
+workerGroupSpecs: []
+{{- else }}
+workerGroupSpecs:
+  {{- range $groupName := $groupNames }}
+  {{- $group := get $cluster.workerGroups $groupName }}
+  {{- $groupKey := printf "%s.workerGroups.%s" $key $groupName }}
+  {{- include "ray-platform.checkReplicas" (dict "group" $group "key" $groupKey) }}
+  - groupName: {{ $groupName }}
+    replicas: {{ hasKey $group "replicas" | ternary $group.replicas $group.minReplicas }}
+    minReplicas: {{ $group.minReplicas }}
+    maxReplicas: {{ $group.maxReplicas }}
+    rayStartParams:
+      {{- toYaml (default dict $group.rayStartParams) | nindent 6 }}
+    template:
+      {{- include "ray-platform.rayPodTemplate" (dict "root" $root "group" $group "key" $groupKey "nodeType" "worker" "component" $.component "groupName" $groupName "extra" $.extra "ports" (concat (include "ray-platform.workerPorts" $root | fromYamlArray) $extraPorts)) | nindent 6 }}
+  {{- end }}
 {{- end }}
 {{- end }}
