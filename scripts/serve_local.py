@@ -12,8 +12,8 @@ Shared by the Serve tests (tests/serve/conftest.py) and scripts/bench_serve.py:
 * deploy(...) / wait_for_app - PUT the config to the dashboard's Serve REST API, the way
                                KubeRay does, and wait for an application status.
 
-Only the standard library, requests and PyYAML are needed at import time; torch,
-diffusers and transformers are imported inside build_tiny_pipeline.
+Only the standard library and PyYAML are needed at import time; requests, torch,
+diffusers and transformers are imported by the functions that use them.
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
-import requests
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVE_FILES_DIR = REPO_ROOT / "charts" / "ray-platform" / "files" / "serve"
-EXAMPLE_CONFIG = REPO_ROOT / "tests" / "serve" / "serve_config_example.yaml"
 
 MODEL_DEPLOYMENT = "StableDiffusionModel"
 INGRESS_DEPLOYMENT = "APIIngress"
@@ -136,7 +134,8 @@ def build_tiny_pipeline(out_dir: os.PathLike, seed: int = 0) -> Path:
         )
     )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        steps_offset=1,
     )
     pipe = StableDiffusionPipeline(
         vae=vae,
@@ -245,12 +244,16 @@ class LocalRay:
                 "HF_HUB_DISABLE_TELEMETRY": "1",
                 "HF_HOME": str(Path(self.temp_dir) / "hf"),
                 "TOKENIZERS_PARALLELISM": "false",
+                # Keep __pycache__ out of the chart's files/serve (shipped as a ConfigMap).
+                "PYTHONDONTWRITEBYTECODE": "1",
             }
         )
         env.update(self.extra_env)
         return env
 
     def start(self, timeout_s: float = 90.0) -> "LocalRay":
+        import requests
+
         ray_bin = str(Path(sys.executable).with_name("ray"))
         cmd = [
             ray_bin if os.path.exists(ray_bin) else "ray",
@@ -297,7 +300,7 @@ class LocalRay:
         self.stop(remove_temp_dir=False)
         raise RuntimeError(f"Ray dashboard did not answer; logs in {self.temp_dir}")
 
-    def stop(self, grace_s: float = 10.0, remove_temp_dir: bool = True) -> None:
+    def stop(self, grace_s: float = 3.0, remove_temp_dir: bool = True) -> None:
         """End every process of this cluster's session (SIGTERM, then SIGKILL)."""
         if self.sid is None:
             return
@@ -336,11 +339,6 @@ class LocalRay:
 # --------------------------------------------------------------------------- serve config
 
 
-def load_example_config(path: os.PathLike = EXAMPLE_CONFIG) -> Dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
 def find_deployment(app: Dict[str, Any], name: str) -> Dict[str, Any]:
     for dep in app.get("deployments", []):
         if dep.get("name") == name:
@@ -376,6 +374,8 @@ def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike) -> Dict[str,
 
 def deploy(dashboard_url: str, config: Dict[str, Any], http_port: Optional[int] = None) -> None:
     """PUT a full Serve config (all applications) to the dashboard, as KubeRay does."""
+    import requests
+
     body = copy.deepcopy(config)
     if http_port is not None:
         body.setdefault("http_options", {}).update({"host": "127.0.0.1", "port": http_port})
@@ -385,6 +385,8 @@ def deploy(dashboard_url: str, config: Dict[str, Any], http_port: Optional[int] 
 
 
 def serve_status(dashboard_url: str) -> Dict[str, Any]:
+    import requests
+
     r = requests.get(f"{dashboard_url}/api/serve/applications/", timeout=10)
     r.raise_for_status()
     return r.json()
@@ -398,6 +400,8 @@ def wait_for_app(
     fail_on: Iterable[str] = ("DEPLOY_FAILED", "UNHEALTHY"),
 ) -> Dict[str, Any]:
     """Poll until app_name's status is in want; raise on fail_on statuses or timeout."""
+    import requests
+
     want, fail_on = set(want), set(fail_on) - set(want)
     deadline = time.monotonic() + timeout_s
     last: Dict[str, Any] = {}
@@ -429,6 +433,8 @@ def deploy_and_wait(
 
 def wait_http_ready(url: str, timeout_s: float = 60.0) -> None:
     """Wait until url answers 200 (the proxy may lag the RUNNING status a little)."""
+    import requests
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -4,8 +4,8 @@ The app is deployed the way KubeRay deploys it: the Serve config (the `applicati
 part of a RayService serveConfigV2) is PUT to the dashboard's /api/serve/applications/
 of a real local Ray head, with the app's code found through PYTHONPATH.
 
-rendered_serve_config is the config under test. Here it is read from
-serve_config_example.yaml; override the fixture to test the chart's rendered RayService.
+rendered_serve_config is the serveConfigV2 the chart renders, for every values scenario;
+default_serve_config (the chart's defaults) is the one deployed on the local Ray.
 """
 
 import sys
@@ -13,26 +13,34 @@ from pathlib import Path
 
 import pytest
 
+# No __pycache__ next to the app's files in the chart (they ship as a ConfigMap).
+sys.dont_write_bytecode = True
+
 ROOT = Path(__file__).resolve().parents[2]
 for extra in (ROOT / "scripts", ROOT / "charts" / "ray-platform" / "files" / "serve"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
 import serve_local  # noqa: E402  (scripts/serve_local.py)
+from harness.scenarios import scenarios  # noqa: E402
+from harness.serveconfig import serve_config_of  # noqa: E402
 
 APP_NAME = "stable_diffusion"
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "serve: tests of the Ray Serve Stable Diffusion app (a local Ray for some)"
-    )
+@pytest.fixture(params=scenarios(), ids=str)
+def rendered_serve_config(request, render):
+    """The serveConfigV2 of the RayService the chart renders for a values scenario."""
+    config = serve_config_of(render(request.param))
+    if config is None:
+        pytest.skip(f"{request.param} disables stableDiffusion: no Serve config to check")
+    return config
 
 
 @pytest.fixture(scope="session")
-def rendered_serve_config():
-    """The Serve config with the `applications:` shape of a RayService serveConfigV2."""
-    return serve_local.load_example_config(Path(__file__).with_name("serve_config_example.yaml"))
+def default_serve_config(render):
+    """The Serve config of the chart's defaults: the one deployed on the local Ray."""
+    return serve_config_of(render(scenarios()[0]))
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +60,8 @@ def local_ray():
 
 
 @pytest.fixture(scope="session")
-def local_serve_config(rendered_serve_config, tiny_model_dir):
-    return serve_local.adapt_for_local(rendered_serve_config, tiny_model_dir)
+def local_serve_config(default_serve_config, tiny_model_dir):
+    return serve_local.adapt_for_local(default_serve_config, tiny_model_dir)
 
 
 def app_base_url(ray, config, name=APP_NAME):

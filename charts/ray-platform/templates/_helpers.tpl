@@ -127,6 +127,7 @@ The pod template of one Ray node group. Call with a dict:
   groupName  worker group name (workers only)
   ports      list of {name, containerPort}
   extra      what the chart adds to every pod of this cluster: {env, volumes, volumeMounts} lists
+             and an annotations map
 */}}
 {{- define "ray-platform.rayPodTemplate" -}}
 {{- $root := .root }}
@@ -145,7 +146,7 @@ metadata:
     {{- with $group.labels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- with $group.annotations }}
+  {{- with merge (deepCopy (default dict $group.annotations)) (default dict $extra.annotations) }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}

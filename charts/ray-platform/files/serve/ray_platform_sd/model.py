@@ -50,6 +50,13 @@ def _resolve_dtype(name: str, device: str):
     return name, getattr(torch, name)
 
 
+def _torch_threads() -> Optional[int]:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 @serve.deployment(user_config={}, max_ongoing_requests=8)
 class StableDiffusionModel:
     def __init__(self) -> None:
@@ -211,6 +218,7 @@ class StableDiffusionModel:
             "pipeline": type(self._pipe).__name__ if self._pipe is not None else None,
             "scheduler": type(self._pipe.scheduler).__name__ if self._pipe is not None else None,
             "device": self._device,
+            "torch_threads": _torch_threads(),
             "dtype": self._dtype,
             "loaded_at": self._loaded_at,
             "config": self._cfg.as_dict() if self._cfg else None,

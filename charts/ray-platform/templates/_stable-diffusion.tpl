@@ -1,0 +1,167 @@
+{{/* Pieces of the Stable Diffusion RayService (templates/rayservice.yaml and friends). */}}
+
+{{- define "ray-platform.sd.name" -}}
+{{- default (printf "%s-sd" (include "ray-platform.fullname" .)) .Values.stableDiffusion.name }}
+{{- end }}
+
+{{/* Where the bundled app's ConfigMap is mounted; its parent goes on PYTHONPATH. */}}
+{{- define "ray-platform.sd.appsDir" -}}/opt/ray-platform/apps{{- end }}
+
+{{- define "ray-platform.sd.cacheClaim" -}}
+{{- $cache := .Values.stableDiffusion.weights.cache }}
+{{- default (printf "%s-model-cache" (include "ray-platform.sd.name" .)) $cache.existingClaim }}
+{{- end }}
+
+{{/*
+The model deployment's user_config: the values' userConfig, plus what the weights source implies
+(cache folder, local pipeline path, no hub access).
+*/}}
+{{- define "ray-platform.sd.modelUserConfig" -}}
+{{- $sd := .Values.stableDiffusion }}
+{{- $config := deepCopy $sd.model.userConfig }}
+{{- $weights := $sd.weights }}
+{{- if eq $weights.source "cache" }}
+{{- $_ := set $config "cache_dir" $weights.cache.mountPath }}
+{{- if $weights.cache.readOnly }}
+{{- $_ := set $config "local_files_only" true }}
+{{- end }}
+{{- else if eq $weights.source "local" }}
+{{- $_ := set $config "model_id" $weights.local.path }}
+{{- $_ := set $config "local_files_only" true }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The RayService's serveConfigV2 (a YAML document). */}}
+{{- define "ray-platform.sd.serveConfig" -}}
+{{- $sd := .Values.stableDiffusion }}
+{{- $app := $sd.app }}
+{{- $runtimeEnv := dict }}
+{{- if eq $app.source "remote" }}
+{{- $_ := set $runtimeEnv "working_dir" (required "stableDiffusion.app.remote.workingDir is required when stableDiffusion.app.source is remote (URL of a zip of your app)" $app.remote.workingDir) }}
+{{- end }}
+{{- with $app.pip }}
+{{- $_ := set $runtimeEnv "pip" . }}
+{{- end -}}
+applications:
+  - name: {{ $app.name }}
+    route_prefix: {{ $app.routePrefix }}
+    {{- if eq $app.source "remote" }}
+    import_path: {{ required "stableDiffusion.app.remote.importPath is required when stableDiffusion.app.source is remote (module:application)" $app.remote.importPath }}
+    {{- else }}
+    import_path: ray_platform_sd.app:entrypoint
+    {{- end }}
+    {{- with $runtimeEnv }}
+    runtime_env:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    deployments:
+      - name: APIIngress
+        num_replicas: {{ $sd.apiIngress.replicas }}
+        max_ongoing_requests: {{ $sd.apiIngress.maxOngoingRequests }}
+        ray_actor_options:
+          num_cpus: {{ $sd.apiIngress.numCpus }}
+        user_config:
+          {{- toYaml $sd.apiIngress.userConfig | nindent 10 }}
+      - name: StableDiffusionModel
+        max_ongoing_requests: {{ $sd.model.maxOngoingRequests }}
+        autoscaling_config:
+          min_replicas: {{ $sd.model.autoscaling.minReplicas }}
+          max_replicas: {{ $sd.model.autoscaling.maxReplicas }}
+          target_ongoing_requests: {{ $sd.model.autoscaling.targetOngoingRequests }}
+        ray_actor_options:
+          num_cpus: {{ $sd.model.numCpus }}
+          num_gpus: {{ $sd.model.numGpus }}
+        health_check_period_s: {{ $sd.model.healthCheckPeriodS }}
+        health_check_timeout_s: {{ $sd.model.healthCheckTimeoutS }}
+        graceful_shutdown_timeout_s: {{ $sd.model.gracefulShutdownTimeoutS }}
+        user_config:
+          {{- include "ray-platform.sd.modelUserConfig" . | nindent 10 }}
+{{- end }}
+
+{{/*
+What the chart adds to every pod of the service's cluster: the app on PYTHONPATH, the model
+weights' volume and environment, the hub token. Returns YAML {env, volumes, volumeMounts, annotations}.
+*/}}
+{{- define "ray-platform.sd.podExtras" -}}
+{{- $sd := .Values.stableDiffusion }}
+{{- $weights := $sd.weights }}
+{{- $env := list }}
+{{- $volumes := list }}
+{{- $mounts := list }}
+{{- $annotations := dict }}
+{{- if eq $sd.app.source "bundled" }}
+{{- $appsDir := include "ray-platform.sd.appsDir" . }}
+{{- $env = append $env (dict "name" "PYTHONPATH" "value" $appsDir) }}
+{{- $volumes = append $volumes (dict "name" "serve-app" "configMap" (dict "name" (printf "%s-app" (include "ray-platform.sd.name" .)))) }}
+{{- $mounts = append $mounts (dict "name" "serve-app" "mountPath" (printf "%s/ray_platform_sd" $appsDir) "readOnly" true) }}
+{{- /* A changed app rolls out as a new cluster, like any other change of the pod template. */}}
+{{- $_ := set $annotations "ray-platform.io/app-checksum" (include "ray-platform.sd.appFiles" . | sha256sum) }}
+{{- end }}
+{{- if eq $weights.source "cache" }}
+{{- $env = append $env (dict "name" "HF_HOME" "value" $weights.cache.mountPath) }}
+{{- if $weights.cache.readOnly }}
+{{- $env = append $env (dict "name" "HF_HUB_OFFLINE" "value" "1") }}
+{{- end }}
+{{- $volumes = append $volumes (dict "name" "model-cache" "persistentVolumeClaim" (dict "claimName" (include "ray-platform.sd.cacheClaim" .) "readOnly" $weights.cache.readOnly)) }}
+{{- $mounts = append $mounts (dict "name" "model-cache" "mountPath" $weights.cache.mountPath "readOnly" $weights.cache.readOnly) }}
+{{- else if eq $weights.source "local" }}
+{{- $env = append $env (dict "name" "HF_HUB_OFFLINE" "value" "1") }}
+{{- with $weights.local.existingClaim }}
+{{- $volumes = append $volumes (dict "name" "model-local" "persistentVolumeClaim" (dict "claimName" . "readOnly" true)) }}
+{{- $mounts = append $mounts (dict "name" "model-local" "mountPath" $weights.local.mountPath "readOnly" true) }}
+{{- end }}
+{{- end }}
+{{- with $weights.hubToken.existingSecret }}
+{{- if ne $weights.source "local" }}
+{{- $env = append $env (dict "name" "HF_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" . "key" $weights.hubToken.key))) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "env" $env "volumes" $volumes "volumeMounts" $mounts "annotations" $annotations) }}
+{{- end }}
+
+{{/* The bundled app's files as ConfigMap data (file name -> content). */}}
+{{- define "ray-platform.sd.appFiles" -}}
+{{- (.Files.Glob "files/serve/ray_platform_sd/*.py").AsConfig }}
+{{- end }}
+
+{{/*
+Refuse a service that can never become ready: model replicas asking for more GPUs than any
+worker has, autoscaling bounds upside down, request limits that contradict each other.
+*/}}
+{{- define "ray-platform.sd.check" -}}
+{{- $sd := .Values.stableDiffusion }}
+{{- $gpus := float64 $sd.model.numGpus }}
+{{- if gt $gpus 0.0 }}
+{{- $most := 0 }}
+{{- range $name, $group := $sd.workerGroups }}
+{{- if and (or (not (hasKey $group "enabled")) $group.enabled) (gt (int (default 0 $group.gpus)) $most) }}
+{{- $most = int $group.gpus }}
+{{- end }}
+{{- end }}
+{{- if lt (float64 $most) $gpus }}
+{{- fail (printf "stableDiffusion.model.numGpus is %v but no enabled stableDiffusion.workerGroups.<name>.gpus is that high (most: %d): the replicas would wait forever. Give a worker group gpus, or set stableDiffusion.model.numGpus: 0 and userConfig.device: cpu on CPU-only clusters." $sd.model.numGpus $most) }}
+{{- end }}
+{{- end }}
+{{- $scaling := $sd.model.autoscaling }}
+{{- if gt (int $scaling.minReplicas) (int $scaling.maxReplicas) }}
+{{- fail (printf "stableDiffusion.model.autoscaling.minReplicas (%d) is greater than stableDiffusion.model.autoscaling.maxReplicas (%d)." (int $scaling.minReplicas) (int $scaling.maxReplicas)) }}
+{{- end }}
+{{- $limits := $sd.apiIngress.userConfig }}
+{{- if not (and (le (int $limits.min_img_size) (int $limits.default_img_size)) (le (int $limits.default_img_size) (int $limits.max_img_size))) }}
+{{- fail (printf "stableDiffusion.apiIngress.userConfig: need min_img_size <= default_img_size <= max_img_size, got %v, %v, %v." $limits.min_img_size $limits.default_img_size $limits.max_img_size) }}
+{{- end }}
+{{- if gt (int $limits.default_steps) (int $limits.max_steps) }}
+{{- fail (printf "stableDiffusion.apiIngress.userConfig.default_steps (%v) is greater than max_steps (%v)." $limits.default_steps $limits.max_steps) }}
+{{- end }}
+{{- if gt (float64 $limits.default_guidance) (float64 $limits.max_guidance) }}
+{{- fail (printf "stableDiffusion.apiIngress.userConfig.default_guidance (%v) is greater than max_guidance (%v)." $limits.default_guidance $limits.max_guidance) }}
+{{- end }}
+{{- $batch := int (default 1 $sd.model.userConfig.max_batch_size) }}
+{{- if lt (int $sd.model.maxOngoingRequests) $batch }}
+{{- fail (printf "stableDiffusion.model.maxOngoingRequests (%d) is below stableDiffusion.model.userConfig.max_batch_size (%d): batches could never fill." (int $sd.model.maxOngoingRequests) $batch) }}
+{{- end }}
+{{- if and (eq $sd.weights.source "cache") (not $sd.weights.cache.existingClaim) (not $sd.weights.cache.size) }}
+{{- fail "stableDiffusion.weights.cache.size is required when the chart creates the model cache PVC (no stableDiffusion.weights.cache.existingClaim)." }}
+{{- end }}
+{{- end }}
