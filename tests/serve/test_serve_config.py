@@ -210,3 +210,13 @@ def test_bad_request_names_the_parameter(raw, parameter):
         parse_request(raw, CFG)
     assert e.value.parameter == parameter
     assert e.value.to_json()["message"].startswith(parameter)
+
+
+def test_chart_schema_knows_exactly_the_app_user_config_keys():
+    # The chart's values schema closes each deployment's userConfig: it must list the keys the
+    # app reads, no more and no fewer, or typos pass / valid keys get refused.
+    import generate_schema
+
+    definitions = generate_schema.load_source()["definitions"]
+    assert set(definitions["apiIngressUserConfig"]["properties"]) == set(sdconfig.INGRESS_CONFIG_KEYS)
+    assert set(definitions["modelUserConfig"]["properties"]) == set(sdconfig.MODEL_CONFIG_KEYS)
