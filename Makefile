@@ -33,8 +33,9 @@ check: setup ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VE
 lint: setup ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
 	$(PY) scripts/lint.py
 
-generate: setup ## regenerate values.schema.json from schemas/values.schema.yaml
+generate: setup ## regenerate values.schema.json and docs/values.md from schemas/values.schema.yaml
 	$(PY) scripts/generate_schema.py
+	$(PY) scripts/generate_docs.py
 
 render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
 	@$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \

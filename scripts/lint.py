@@ -16,6 +16,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generate_docs  # noqa: E402
 import generate_schema  # noqa: E402
 from harness.render import Renderer  # noqa: E402
 from harness.scenarios import scenarios  # noqa: E402
@@ -67,7 +68,9 @@ def chart_yaml_shape() -> list[str]:
 
 
 def generated_files() -> list[str]:
-    return [] if generate_schema.main(["--check"]) == 0 else ["values.schema.json is stale: run `make generate`"]
+    generators = {"values.schema.json": generate_schema, "docs/values.md": generate_docs}
+    return [f"{name} is stale: run `make generate`" for name, generator in generators.items()
+            if generator.main(["--check"]) != 0]
 
 
 CHECKS = {"helm lint": helm_lint, "yamllint": yamllint, "Chart.yaml (yamale)": chart_yaml_shape,

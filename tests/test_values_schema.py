@@ -10,6 +10,7 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
+import generate_docs
 import generate_schema
 from harness.tools import CHART_DIR
 from harness.versions import SUPPORTED_KUBE_MINORS
@@ -27,11 +28,23 @@ def test_committed_json_schema_is_current() -> None:
     assert generate_schema.main(["--check"]) == 0, "run `make generate`"
 
 
-def test_staleness_check_can_fail(tmp_path, monkeypatch) -> None:
-    stale = tmp_path / "values.schema.json"
+def test_committed_values_reference_is_current() -> None:
+    assert generate_docs.main(["--check"]) == 0, "run `make generate`"
+
+
+@pytest.mark.parametrize("generator", [generate_schema, generate_docs], ids=lambda g: g.__name__)
+def test_staleness_check_can_fail(generator, tmp_path, monkeypatch) -> None:
+    stale = tmp_path / "stale"
     stale.write_text("{}\n")
-    monkeypatch.setattr(generate_schema, "TARGET", stale)
-    assert generate_schema.main(["--check"]) == 1
+    monkeypatch.setattr(generator, "TARGET", stale)
+    assert generator.main(["--check"]) == 1
+
+
+def test_values_reference_lists_every_documented_key() -> None:
+    reference = generate_docs.TARGET.read_text()
+    for path in ("rayCluster.workerGroups.<name>.gpus", "stableDiffusion.weights.source",
+                 "auth.mode", "kuberay-operator.enabled"):
+        assert f"| `{path}` |" in reference
 
 
 def test_defaults_satisfy_the_schema(schema: dict[str, Any]) -> None:
