@@ -8,12 +8,12 @@ CHART := charts/ray-platform
 # The harness package lives in scripts/ (scripts/harness).
 export PYTHONPATH := $(CURDIR)/scripts
 
-.PHONY: help setup tools test check lint generate render
+.PHONY: help setup tools test check lint generate render package repo-index tools-promtool
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 
-setup: $(VENV)/.installed tools ## virtualenv with pinned Python deps + pinned helm 3 and 4 in .tools/
+setup: $(VENV)/.installed tools tools-promtool ## virtualenv with pinned Python deps + pinned helm 3 and 4 in .tools/ + promtool
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ $(VENV)/.installed: $(REQUIREMENTS)
 tools: ## install (or verify) the pinned helm binaries; idempotent
 	@$(PYTHON) scripts/install_helm.py >&2
 
-test: setup ## set up what is missing, then run every test
+tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
+	@scripts/install_promtool.sh
+
+test: setup tools-promtool ## set up what is missing, then run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: setup ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
@@ -40,3 +43,9 @@ generate: setup ## regenerate values.schema.json and docs/values.md from schemas
 render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
 	@$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \
 		print(r.manifest_text(RenderRequest(tuple(sys.argv[1:]), 4))); r.close()' $(VALUES)
+
+package: setup ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
+	$(PY) scripts/package_chart.py package $(if $(OFFLINE),--offline)
+
+repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
+	$(PY) scripts/package_chart.py repo-index --url "$(URL)"

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""`make package` / `make repo-index`: build the chart archive into dist/ and a chart repository
+index for a base URL.
+
+The archive includes the kuberay-operator subchart when `helm dependency build` has fetched it
+(or can fetch it now). Where the network cannot reach the KubeRay Helm repository, `--offline`
+packages the chart without the subchart and says so in the archive's Chart.yaml annotations -
+for trying the packaging path, not for publishing.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.render import dependency_archive, make_offline_copy  # noqa: E402
+from harness.tools import CHART_DIR, REPO, helm_binary  # noqa: E402
+
+DIST = REPO / "dist"
+KUBERAY_REPO = ("kuberay", "https://ray-project.github.io/kuberay-helm/")
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def fetch_dependency(helm: str) -> bool:
+    """Try `helm dependency build`; True when the subchart archive is in place."""
+    if dependency_archive() is not None:
+        return True
+    run([helm, "repo", "add", *KUBERAY_REPO, "--force-update"])
+    run([helm, "dependency", "build", str(CHART_DIR)])
+    return dependency_archive() is not None
+
+
+def package(dist: Path, offline: bool, helm: str) -> Path:
+    dist.mkdir(parents=True, exist_ok=True)
+    if fetch_dependency(helm):
+        source = CHART_DIR
+        workdir = None
+    elif offline:
+        workdir = tempfile.TemporaryDirectory(prefix="ray-platform-package-")
+        source = make_offline_copy(CHART_DIR, Path(workdir.name))
+        chart_yaml = source / "Chart.yaml"
+        metadata = yaml.safe_load(chart_yaml.read_text())
+        metadata.setdefault("annotations", {})["ray-platform.io/packaged-without"] = "kuberay-operator"
+        chart_yaml.write_text(yaml.safe_dump(metadata, sort_keys=False))
+        print("package: the kuberay-operator subchart is not available; packaging WITHOUT it (--offline)",
+              file=sys.stderr)
+    else:
+        raise SystemExit("package: the kuberay-operator subchart cannot be fetched (no access to the "
+                         "KubeRay Helm repository); run `helm dependency build charts/ray-platform` where "
+                         "the network allows, or `make package OFFLINE=1` to package without it")
+    try:
+        proc = run([helm, "package", str(source), "--destination", str(dist)])
+        if proc.returncode != 0:
+            raise SystemExit(f"package: helm package failed: {proc.stderr.strip()}")
+    finally:
+        if workdir is not None:
+            workdir.cleanup()
+    archive = Path(proc.stdout.strip().rsplit(": ", 1)[-1])
+    print(f"package: {archive}")
+    return archive
+
+
+def repo_index(dist: Path, url: str, helm: str) -> Path:
+    if not url:
+        raise SystemExit("repo-index: set the chart repository's base URL: make repo-index URL=https://charts.example.com")
+    index = dist / "index.yaml"
+    cmd = [helm, "repo", "index", str(dist), "--url", url]
+    if index.exists():
+        cmd += ["--merge", str(index)]
+    proc = run(cmd)
+    if proc.returncode != 0:
+        raise SystemExit(f"repo-index: helm repo index failed: {proc.stderr.strip()}")
+    print(f"repo-index: {index}")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    pack = sub.add_parser("package")
+    pack.add_argument("--offline", action="store_true", help="package without the subchart if it cannot be fetched")
+    index = sub.add_parser("repo-index")
+    index.add_argument("--url", default="", help="base URL the archives will be served from")
+    for command in (pack, index):
+        command.add_argument("--dist", type=Path, default=DIST)
+    args = parser.parse_args(argv)
+    helm = str(helm_binary(4))
+    if args.command == "package":
+        package(args.dist, args.offline, helm)
+    else:
+        repo_index(args.dist, args.url, helm)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
