@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`make lint`: what chart-testing's `ct lint` checks, with the tools available offline.
 
-helm lint (both majors, defaults and every scenario), yamllint on the chart's values, overlays
-and config, Chart.yaml against schemas/chart.yamale, and the generated-files staleness checks.
+helm lint (both majors, defaults and every scenario), the version increment against the last
+release tag, yamllint on the chart's values, overlays and config, Chart.yaml against
+schemas/chart.yamale, and the generated-files staleness checks.
 Prints one line per check; exits 1 if any fails.
 """
 from __future__ import annotations
@@ -12,12 +13,15 @@ import sys
 from pathlib import Path
 
 import yamale
+import yaml
+from packaging.version import Version
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate_docs  # noqa: E402
 import generate_schema  # noqa: E402
+import upgrade_baseline  # noqa: E402
 from harness.render import Renderer  # noqa: E402
 from harness.scenarios import scenarios  # noqa: E402
 from harness.tools import CHART_DIR, REPO, helm_binary  # noqa: E402
@@ -73,7 +77,22 @@ def generated_files() -> list[str]:
             if generator.main(["--check"]) != 0]
 
 
-CHECKS = {"helm lint": helm_lint, "yamllint": yamllint, "Chart.yaml (yamale)": chart_yaml_shape,
+def version_increment() -> list[str]:
+    """What `ct lint --check-version-increment` checks: a chart changed since the last release
+    tag has a higher version. No tag yet (the first release): nothing to compare."""
+    tag = upgrade_baseline.last_release_tag()
+    if tag is None:
+        return []
+    changed = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", tag, "--", str(CHART_DIR)],
+                             check=False).returncode != 0
+    released = Version(tag.removeprefix(upgrade_baseline.TAG_PREFIX))
+    current = Version(yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"])
+    if changed and current <= released:
+        return [f"the chart changed since {tag} but its version {current} is not higher: bump Chart.yaml version"]
+    return []
+
+
+CHECKS = {"helm lint": helm_lint, "version increment": version_increment, "yamllint": yamllint, "Chart.yaml (yamale)": chart_yaml_shape,
           "generated files": generated_files}
 
 
