@@ -19,3 +19,13 @@ def test_yamllint_catches_a_broken_overlay(tmp_path: Path, monkeypatch: pytest.M
     bad.write_text("rayCluster:\n  enabled: true\n  enabled: false\n")
     monkeypatch.setattr(lint, "yaml_files", lambda: [bad])
     assert any("duplication" in problem for problem in lint.yamllint())
+
+
+@pytest.mark.parametrize("released, complaints", [("0.1.0", 1), ("0.0.9", 0)])
+def test_version_increment_against_the_last_tag(monkeypatch: pytest.MonkeyPatch, released: str, complaints: int) -> None:
+    import subprocess
+
+    monkeypatch.setattr(lint.upgrade_baseline, "last_release_tag", lambda: f"ray-platform-{released}")
+    # As if `git diff --quiet <tag> -- charts/ray-platform` found changes.
+    monkeypatch.setattr(lint.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
+    assert len(lint.version_increment()) == complaints
