@@ -8,7 +8,7 @@ CHART := charts/ray-platform
 # The harness package lives in scripts/ (scripts/harness).
 export PYTHONPATH := $(CURDIR)/scripts
 
-.PHONY: help setup tools test check lint generate render package repo-index tools-promtool
+.PHONY: help setup tools test check lint generate render package repo-index bench-serve tools-promtool
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -49,3 +49,6 @@ package: setup ## chart archive into dist/ (with the kuberay-operator subchart; 
 
 repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
 	$(PY) scripts/package_chart.py repo-index --url "$(URL)"
+
+bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off
+	$(PY) scripts/bench_serve.py
