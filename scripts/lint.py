@@ -19,6 +19,8 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generate_alert_table  # noqa: E402
+import generate_dashboards  # noqa: E402
 import generate_docs  # noqa: E402
 import generate_schema  # noqa: E402
 import upgrade_baseline  # noqa: E402
@@ -72,7 +74,8 @@ def chart_yaml_shape() -> list[str]:
 
 
 def generated_files() -> list[str]:
-    generators = {"values.schema.json": generate_schema, "docs/values.md": generate_docs}
+    generators = {"values.schema.json": generate_schema, "docs/values.md": generate_docs,
+                  "files/dashboards/*.json": generate_dashboards, "README.md alert table": generate_alert_table}
     return [f"{name} is stale: run `make generate`" for name, generator in generators.items()
             if generator.main(["--check"]) != 0]
 

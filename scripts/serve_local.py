@@ -211,8 +211,11 @@ class LocalRay:
         # Every port Ray would otherwise take at a fixed default (6379, 8265, 10001,
         # 52365, ...) is set explicitly, so this cluster never collides with another Ray
         # on the same machine.
+        # autoscaler_metrics / dashboard_metrics: the head's autoscaler (44217) and dashboard
+        # (44227) metrics servers, moved through AUTOSCALER_METRIC_PORT / DASHBOARD_METRIC_PORT.
         names = ("gcs", "dashboard", "client", "http", "agent_listen", "agent_grpc",
-                 "metrics", "node_manager", "object_manager", "runtime_env_agent")
+                 "metrics", "node_manager", "object_manager", "runtime_env_agent",
+                 "autoscaler_metrics", "dashboard_metrics")
         chosen: list = []
         for _ in names:
             chosen.append(free_port(chosen))
@@ -231,6 +234,13 @@ class LocalRay:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def metrics_urls(self) -> Dict[str, str]:
+        """Prometheus endpoints: node metrics (metrics-export-port), autoscaler, dashboard."""
+        return {name: f"http://127.0.0.1:{self.ports[port]}/metrics" for name, port in
+                (("metrics", "metrics"), ("as-metrics", "autoscaler_metrics"),
+                 ("dash-metrics", "dashboard_metrics"))}
+
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -246,6 +256,8 @@ class LocalRay:
                 "TOKENIZERS_PARALLELISM": "false",
                 # Keep __pycache__ out of the chart's files/serve (shipped as a ConfigMap).
                 "PYTHONDONTWRITEBYTECODE": "1",
+                "AUTOSCALER_METRIC_PORT": str(self.ports["autoscaler_metrics"]),
+                "DASHBOARD_METRIC_PORT": str(self.ports["dashboard_metrics"]),
             }
         )
         env.update(self.extra_env)

@@ -26,9 +26,22 @@ def crds() -> CrdRegistry:
     return CrdRegistry(crd_dir())
 
 
+# Requests most sessions make, rendered in parallel up front: every scenario with each helm major,
+# at the oldest supported Kubernetes, and with the Prometheus Operator API present.
+def _matrix_requests() -> list[RenderRequest]:
+    requests = []
+    for scenario in SCENARIOS:
+        files = scenario.values_files
+        requests += [RenderRequest(files, major) for major in HELM_MAJORS]
+        requests.append(RenderRequest(files, HELM_MAJORS[-1], kube_version=f"{SUPPORTED_KUBE_MINORS[0]}.0"))
+        requests.append(RenderRequest(files, HELM_MAJORS[-1], api_versions=("monitoring.coreos.com/v1",)))
+    return requests
+
+
 @pytest.fixture(scope="session")
 def render(renderer: Renderer):
     """render(scenario, helm_major=4, **request fields) -> objects, cached per session."""
+    renderer.prefetch(_matrix_requests())
 
     def _render(scenario: Scenario, helm_major: int = HELM_MAJORS[-1], **fields: Any) -> list[dict[str, Any]]:
         return renderer.render(RenderRequest(scenario.values_files, helm_major, **fields))

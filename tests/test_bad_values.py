@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.render import Renderer, RenderRequest, normalise_paths
+from harness.versions import HELM_MAJORS
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "bad_values.yaml").read_text())
 
@@ -18,12 +19,22 @@ def test_enough_distinct_cases() -> None:
     assert len(ids) == len(set(ids)) >= 25
 
 
+@pytest.fixture(scope="module")
+def case_files(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each case as a values file, all rendered up front in parallel (two per case)."""
+    folder = tmp_path_factory.mktemp("bad-values")
+    files = {}
+    for case in CASES:
+        files[case["id"]] = folder / f"{case['id']}.yaml"
+        files[case["id"]].write_text(yaml.safe_dump(case["values"]))
+    renderer.prefetch(RenderRequest((path,), major) for path in files.values() for major in HELM_MAJORS)
+    return files
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case["id"])
 def test_bad_values_are_refused_naming_the_key(renderer: Renderer, helm_major: int,
-                                               case: dict[str, Any], tmp_path: Path) -> None:
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(case["values"]))
-    error = renderer.error(RenderRequest((values,), helm_major))
+                                               case: dict[str, Any], case_files: dict[str, Path]) -> None:
+    error = renderer.error(RenderRequest((case_files[case["id"]],), helm_major))
     assert error is not None, f"helm {helm_major} rendered {case['id']} without complaint"
     message = normalise_paths(error)
     assert "goroutine" not in message and "panic" not in message

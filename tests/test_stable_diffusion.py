@@ -30,13 +30,19 @@ def model_user_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return next(d for d in app["deployments"] if d["name"] == "StableDiffusionModel")["user_config"]
 
 
+def sd_configmaps(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The service's own ConfigMaps (not the helm test hooks' or the dashboards')."""
+    return [c for c in of_kind(objects, "ConfigMap")
+            if c["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "stable-diffusion"]
+
+
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 def test_bundled_app_ships_as_a_configmap_on_pythonpath(render) -> None:
     objects = render(DEFAULTS)
-    (configmap,) = of_kind(objects, "ConfigMap")
+    (configmap,) = sd_configmaps(objects)
     assert sorted(configmap["data"]) == APP_FILES and "__init__.py" in APP_FILES
     for name in APP_FILES:
         assert configmap["data"][name] == (CHART_DIR / "files" / "serve" / "ray_platform_sd" / name).read_text()
@@ -54,7 +60,7 @@ def test_remote_app_uses_working_dir_and_no_configmap(render) -> None:
         "stableDiffusion.app.source=remote",
         "stableDiffusion.app.remote.workingDir=https://example.com/app.zip",
         "stableDiffusion.app.remote.importPath=mine.app:entrypoint"))
-    assert not of_kind(objects, "ConfigMap")
+    assert not sd_configmaps(objects)
     (app,) = serve_config_of(objects)["applications"]
     assert app["import_path"] == "mine.app:entrypoint"
     assert app["runtime_env"]["working_dir"] == "https://example.com/app.zip"

@@ -7,13 +7,15 @@ dependency. Where `helm dependency build` has put the archive in charts/ray-plat
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -53,8 +55,12 @@ def make_offline_copy(chart_dir: Path, dest: Path) -> Path:
     return target
 
 
+# libyaml's loader: the pure-Python one takes longer than helm itself on the larger renders.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_manifests(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=SafeLoader) if doc]
 
 
 @dataclass
@@ -102,14 +108,27 @@ class Renderer:
             cmd += ["--api-versions", api_version]
         return cmd
 
+    def _execute(self, request: RenderRequest) -> tuple[str, list[dict[str, Any]] | None]:
+        proc = subprocess.run(self.command(request), capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return proc.stdout, parse_manifests(proc.stdout)
+        return clean_error(proc.stderr), None
+
     def _run(self, request: RenderRequest) -> tuple[str, list[dict[str, Any]] | None]:
         if request not in self._cache:
-            proc = subprocess.run(self.command(request), capture_output=True, text=True, check=False)
-            if proc.returncode == 0:
-                self._cache[request] = (proc.stdout, parse_manifests(proc.stdout))
-            else:
-                self._cache[request] = (clean_error(proc.stderr), None)
+            self._cache[request] = self._execute(request)
         return self._cache[request]
+
+    def prefetch(self, requests: Iterable[RenderRequest]) -> None:
+        """Render many requests at once, one helm process per core: a test session asks for a
+        few hundred renders, and helm spends most of a render starting up on one core."""
+        todo = [request for request in dict.fromkeys(requests) if request not in self._cache]
+        if not todo:
+            return
+        self.chart  # create the offline copy before the threads share it
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            for request, result in zip(todo, pool.map(self._execute, todo)):
+                self._cache[request] = result
 
     def render(self, request: RenderRequest) -> list[dict[str, Any]]:
         """The rendered objects; RenderError with helm's message when helm refuses."""

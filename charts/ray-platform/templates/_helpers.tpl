@@ -31,8 +31,8 @@ name. Not truncated: objects with tighter limits check their own length and say 
 
 {{/* Labels that identify the release's objects; stable across chart versions. */}}
 {{- define "ray-platform.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "ray-platform.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "ray-platform.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/* Labels for top-level objects. */}}
@@ -155,6 +155,8 @@ spec:
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- /* ServiceAccount, no automatic token (_security.tpl). */}}
+  {{- include "ray-platform.sec.podIdentity" . | nindent 2 }}
   {{- with $podSecurityContext }}
   securityContext:
     {{- toYaml . | nindent 4 }}
@@ -205,7 +207,7 @@ spec:
       volumeMounts:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-  {{- $volumes := concat (include "ray-platform.rayTmpDirVolumes" $root | fromYamlArray) (default list $extra.volumes) (default list $group.volumes) }}
+  {{- $volumes := concat (include "ray-platform.rayTmpDirVolumes" $root | fromYamlArray) (include "ray-platform.sec.headVolumes" . | fromYamlArray) (default list $extra.volumes) (default list $group.volumes) }}
   {{- with $volumes }}
   volumes:
     {{- toYaml . | nindent 4 }}
@@ -244,6 +246,11 @@ spec:
   containerPort: 10001
 - name: metrics
   containerPort: 8080
+{{- /* Served by the autoscaler and the dashboard on every head; declared so PodMonitors can name them. */}}
+- name: as-metrics
+  containerPort: 44217
+- name: dash-metrics
+  containerPort: 44227
 {{- end }}
 
 {{- define "ray-platform.workerPorts" -}}
@@ -294,6 +301,9 @@ env:
 envFrom:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- /* The autoscaler's own API token (the pods mount none automatically; _security.tpl). */}}
+volumeMounts:
+  {{- include "ray-platform.sec.autoscalerVolumeMounts" . | nindent 2 }}
 {{- end }}
 
 {{/* spec.gcsFaultToleranceOptions of a Ray cluster (empty when GCS fault tolerance is off). */}}
@@ -355,6 +365,11 @@ Call with a dict:
 {{- $key := .key }}
 {{- $extraPorts := default list .extraPorts }}
 {{- include "ray-platform.checkGcsFaultTolerance" (dict "root" $root "cluster" $cluster "key" $key) -}}
+{{- /* The head's env, after the monitoring env that lets the Ray dashboard embed Grafana (_monitoring.tpl). */}}
+{{- $head := $cluster.head }}
+{{- with include "ray-platform.monitoring.headEnv" (dict "root" $root "head" $cluster.head) | fromYamlArray }}
+{{- $head = set (deepCopy $cluster.head) "env" (concat . (default list $cluster.head.env)) }}
+{{- end -}}
 rayVersion: {{ $root.Values.rayVersion | quote }}
 authOptions:
   {{- include "ray-platform.authOptions" $root | nindent 2 }}
@@ -374,7 +389,7 @@ headGroupSpec:
   rayStartParams:
     {{- toYaml (default dict $cluster.head.rayStartParams) | nindent 4 }}
   template:
-    {{- include "ray-platform.rayPodTemplate" (dict "root" $root "group" $cluster.head "key" (printf "%s.head" $key) "nodeType" "head" "component" .component "extra" .extra "ports" (concat (include "ray-platform.headPorts" $root | fromYamlArray) $extraPorts)) | nindent 4 }}
+    {{- include "ray-platform.rayPodTemplate" (dict "root" $root "group" $head "key" (printf "%s.head" $key) "nodeType" "head" "component" .component "extra" .extra "ports" (concat (include "ray-platform.headPorts" $root | fromYamlArray) $extraPorts)) | nindent 4 }}
 {{- $groupNames := list }}
 {{- range $groupName, $group := $cluster.workerGroups }}
 {{- /* A group is enabled unless it says otherwise: an overlay adding a group need not say so. */}}

@@ -1,0 +1,326 @@
+"""`make up` / `make down` (scripts/platform_up.py) and the kind bootstrap (scripts/install_kind.py),
+without Docker: the one-sentence refusals, the order and arguments of every step on a recorded
+command runner, and kind's download verification on fake downloads."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import install_kind
+import platform_up
+from harness.readiness import Target
+from harness.render import of_kind
+from harness.scenarios import Scenario
+from harness.tools import REPO, VALUES_DIR
+from harness.versions import SUPPORTED_KUBE_MINORS
+
+DEV = Scenario("values/dev.yaml", (VALUES_DIR / "dev.yaml",))
+
+
+def one_sentence(text: str) -> bool:
+    return text.endswith(".") and not re.search(r"[.!?]\s", text) and "\n" not in text
+
+
+class FakeRun:
+    """subprocess.run stand-in: records commands, answers from a table of (argv prefix -> stdout, rc)."""
+
+    def __init__(self, answers: dict[tuple[str, ...], tuple[str, int]] | None = None):
+        self.answers = answers or {}
+        self.commands: list[list[str]] = []
+
+    def __call__(self, cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        self.commands.append([Path(cmd[0]).name, *cmd[1:]])
+        for prefix, (stdout, rc) in self.answers.items():
+            if tuple(self.commands[-1][: len(prefix)]) == prefix:
+                return subprocess.CompletedProcess(cmd, rc, stdout, "boom" if rc else "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    def names(self) -> list[str]:
+        return [" ".join(cmd[:3]) for cmd in self.commands]
+
+
+def no_kind() -> Path:
+    raise install_kind.KindUnavailable("kind's GitHub release is unreachable (https://example)")
+
+
+# --- preflight: fail fast, in one sentence ----------------------------------------------------------
+
+def test_no_docker_command() -> None:
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.preflight({}, which=lambda _: None, run=FakeRun(), get_kind=no_kind)
+    assert str(refused.value) == platform_up.NO_DOCKER and one_sentence(str(refused.value))
+
+
+def test_docker_client_without_an_engine() -> None:
+    run = FakeRun({("docker", "info"): ("", 1)})
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run, get_kind=no_kind)
+    assert str(refused.value) == platform_up.NO_ENGINE and one_sentence(str(refused.value))
+    assert run.commands == [["docker", "info", "--format", "{{.ServerVersion}}"]]
+
+
+def test_docker_engine_without_kind() -> None:
+    run = FakeRun({("docker", "info"): ("28.2.2", 0)})
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run, get_kind=no_kind)
+    message = str(refused.value)
+    assert message.startswith("make up needs kind v0.31.0") and "unreachable" in message and one_sentence(message)
+
+
+def test_docker_and_kind_give_a_kind_cluster(tmp_path: Path) -> None:
+    run = FakeRun({("docker", "info"): ("28.2.2", 0)})
+    cluster = platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run, get_kind=lambda: tmp_path / "kind")
+    assert cluster.kind and cluster.kubeconfig == platform_up.KIND_KUBECONFIG
+    assert cluster.kube_args() == ["--kubeconfig", str(platform_up.KIND_KUBECONFIG)]
+
+
+def test_kubeconfig_skips_cluster_creation_and_docker(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\n")
+
+    def must_not_look(_: str) -> str:
+        raise AssertionError("an existing cluster needs no Docker")
+
+    cluster = platform_up.preflight({"KUBECONFIG": f"{tmp_path / 'missing'}:{config}"}, which=must_not_look,
+                                    run=FakeRun(), get_kind=no_kind)
+    assert not cluster.kind and cluster.kube_args() == []
+
+
+def test_kubeconfig_naming_nothing_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.preflight({"KUBECONFIG": str(tmp_path / "nope")}, get_kind=no_kind)
+    assert "none of these files exists" in str(refused.value) and one_sentence(str(refused.value))
+
+
+def test_kubeconfig_of_make_up_itself_means_the_kind_cluster() -> None:
+    assert platform_up.existing_cluster({"KUBECONFIG": str(platform_up.KIND_KUBECONFIG)}) is None
+
+
+@pytest.mark.skipif(platform_up.docker_engine_problem() is None, reason="a Docker engine answers here: make up would start")
+def test_make_up_fails_fast_here_with_one_sentence() -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KUBECONFIG"}
+    started = time.monotonic()
+    proc = subprocess.run(["make", "--no-print-directory", "up"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode != 0
+    message = proc.stderr.strip().splitlines()[0]
+    assert message in (platform_up.NO_DOCKER, platform_up.NO_ENGINE), proc.stderr
+    assert elapsed < 15, f"make up took {elapsed:.1f}s to refuse"
+
+
+# --- up: the steps, in order ---------------------------------------------------------------------
+
+@pytest.fixture
+def kind_cluster(tmp_path: Path) -> platform_up.Cluster:
+    return platform_up.Cluster(kind=True, kubeconfig=platform_up.KIND_KUBECONFIG, kind_binary=tmp_path / "kind")
+
+
+def patch_cluster_side(monkeypatch: pytest.MonkeyPatch, render, others=()) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    objects = render(DEV)
+    monkeypatch.setattr(platform_up, "other_operators", lambda cluster: list(others))
+    monkeypatch.setattr(platform_up, "release_objects", lambda cluster, run: objects)
+    monkeypatch.setattr(platform_up, "release_values", lambda cluster, run: {
+        "auth": {"mode": "token", "existingSecret": ""}, "kuberay-operator": {"enabled": not others},
+        "stableDiffusion": {"app": {"routePrefix": "/"}, "apiIngress": {"userConfig": {"default_img_size": 256}}}})
+    monkeypatch.setattr(platform_up, "wait_ready", lambda cluster, targets, timeout: seen.update(targets=targets, timeout=timeout))
+    return seen
+
+
+def test_up_on_a_new_kind_cluster(monkeypatch, render, kind_cluster, capsys) -> None:
+    seen = patch_cluster_side(monkeypatch, render)
+    monkeypatch.setattr(platform_up, "CHART_DIR", REPO / "no-such-chart")  # no dependency archive there
+    run = FakeRun({("kind", "get", "clusters"): ("other\n", 0)})
+    platform_up.up(kind_cluster, platform_up.UpOptions(timeout=900), run)
+    assert run.names() == ["kind get clusters", "kind create cluster", "helm4 repo add", "helm4 dependency build",
+                           "helm4 upgrade --install", "helm4 test ray-platform"]
+    create, repo_add, _, install, test = run.commands[1:]
+    assert install_kind.KIND_NODE_IMAGE in create and "ray-platform" in create
+    assert repo_add[3:5] == ["kuberay", "https://ray-project.github.io/kuberay-helm/"]
+    assert install[3:5] == ["ray-platform", str(platform_up.CHART_DIR)]
+    assert ["--values", str(platform_up.DEV_VALUES)] == install[install.index("--values"):install.index("--values") + 2]
+    assert ["--namespace", "ray-platform"] == install[5:7] and "--create-namespace" in install
+    assert "--kubeconfig" in install and "--kubeconfig" in test and "--logs" in test
+    assert seen["timeout"] == 900
+    assert [str(t) for t in seen["targets"]] == ["Deployment/kuberay-operator", "RayCluster/ray-platform",
+                                                 "RayService/ray-platform-sd"]
+    out = capsys.readouterr().out
+    assert "port-forward svc/ray-platform-head-svc 8265:8265" in out
+    assert "get secret ray-platform -o jsonpath='{.data.auth_token}'" in out
+    assert 'curl -o fox.png "http://localhost:8000/imagine?prompt=a+red+fox+in+the+snow&img_size=256"' in out
+    assert "`make down` removes the kind cluster ray-platform." in out
+
+
+def test_up_reuses_the_cluster_and_dependencies(monkeypatch, render, kind_cluster, tmp_path) -> None:
+    patch_cluster_side(monkeypatch, render)
+    chart = tmp_path / "chart"
+    (chart / "charts").mkdir(parents=True)
+    (chart / "charts" / "kuberay-operator-1.7.0.tgz").write_bytes(b"")
+    monkeypatch.setattr(platform_up, "CHART_DIR", chart)
+    run = FakeRun({("kind", "get", "clusters"): ("ray-platform\n", 0)})
+    platform_up.up(kind_cluster, platform_up.UpOptions(tests=False), run)
+    assert run.names() == ["kind get clusters", "kind export kubeconfig", "helm4 upgrade --install"]
+
+
+def test_dependencies_are_not_fetched_twice(tmp_path: Path) -> None:
+    (tmp_path / "charts").mkdir()
+    (tmp_path / "charts" / "kuberay-operator-1.7.0.tgz").write_bytes(b"")
+    run = FakeRun()
+    platform_up.build_dependencies(run, tmp_path)
+    assert run.commands == []
+
+
+def test_up_next_to_another_operator_installs_none(monkeypatch, render) -> None:
+    seen = patch_cluster_side(monkeypatch, render, others=[("kuberay-system", "kuberay-operator")])
+    monkeypatch.setattr(platform_up, "build_dependencies", lambda run: None)
+    run = FakeRun()
+    platform_up.up(platform_up.Cluster(kind=False, kubeconfig=None), platform_up.UpOptions(tests=False), run)
+    (install,) = run.commands
+    assert install[install.index("--set") + 1] == "kuberay-operator.enabled=false" and "--kubeconfig" not in install
+    assert seen["targets"][0] == Target("Deployment", "kuberay-operator", "kuberay-system")
+
+
+def test_a_failing_step_stops_up_naming_it(monkeypatch, render, kind_cluster) -> None:
+    patch_cluster_side(monkeypatch, render)
+    monkeypatch.setattr(platform_up, "build_dependencies", lambda run: None)
+    run = FakeRun({("kind", "get", "clusters"): ("ray-platform\n", 0), ("helm4", "upgrade"): ("", 1)})
+    with pytest.raises(platform_up.StepFailed) as failed:
+        platform_up.up(kind_cluster, platform_up.UpOptions(), run)
+    assert str(failed.value) == "helm upgrade --install failed (exit 1): boom"
+    assert run.names()[-1] == "helm4 upgrade --install"  # nothing after it
+
+
+def test_readiness_targets_of_the_rendered_release(render) -> None:
+    objects = render(DEV)
+    targets = platform_up.readiness_targets(objects, {"kuberay-operator": {"enabled": True}})
+    (cluster,), (service,) = of_kind(objects, "RayCluster"), of_kind(objects, "RayService")
+    assert targets == [
+        Target("Deployment", "kuberay-operator", "ray-platform",
+               "app.kubernetes.io/name=kuberay-operator,app.kubernetes.io/instance=ray-platform"),
+        Target("RayCluster", cluster["metadata"]["name"], "ray-platform"),
+        Target("RayService", service["metadata"]["name"], "ray-platform")]
+
+
+def test_wait_ready_turns_not_ready_into_a_step_failure(monkeypatch) -> None:
+    from harness import readiness
+
+    def never_ready(targets, fetch, timeout, **_):
+        raise readiness.TimedOut("not ready after 5s - RayService/x: Ready False (Initializing)", {})
+
+    monkeypatch.setattr(readiness, "KubeFetcher", lambda kubeconfig: None)
+    monkeypatch.setattr(readiness, "wait_until_ready", never_ready)
+    with pytest.raises(platform_up.StepFailed) as failed:
+        platform_up.wait_ready(platform_up.Cluster(kind=False, kubeconfig=None), [], 5)
+    assert "did not become ready: not ready after 5s - RayService/x" in str(failed.value)
+
+
+# --- down -------------------------------------------------------------------------------------------
+
+def test_down_on_an_existing_cluster_uninstalls_only_the_release(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("x")
+    run = FakeRun()
+    assert platform_up.down({"KUBECONFIG": str(config)}, run) == "release ray-platform uninstalled"
+    (uninstall,) = run.commands
+    assert uninstall[:3] == ["helm4", "uninstall", "ray-platform"] and "--wait" in uninstall
+
+
+def test_down_deletes_the_kind_cluster(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(platform_up, "TOOLS_BIN", tmp_path)
+    (tmp_path / "kind").write_text("")
+    monkeypatch.setattr(platform_up, "KIND_KUBECONFIG", tmp_path / "kubeconfig")
+    run = FakeRun({("docker", "info"): ("28.2.2", 0), ("kind", "get", "clusters"): ("ray-platform\n", 0)})
+    assert platform_up.down({}, run, which=lambda _: "/usr/bin/docker") == "kind cluster ray-platform deleted"
+    assert run.names()[-1] == "kind delete cluster"
+    run = FakeRun({("docker", "info"): ("28.2.2", 0), ("kind", "get", "clusters"): ("", 0)})
+    assert "nothing to remove" in platform_up.down({}, run, which=lambda _: "/usr/bin/docker")
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.down({}, FakeRun({("docker", "info"): ("", 1)}), which=lambda _: "/usr/bin/docker")
+    assert str(refused.value).startswith("make down needs a running Docker engine")
+
+
+# --- kind: pinned, verified ------------------------------------------------------------------------
+
+def fake_release(binary: bytes, published: str | None = None, fail: Exception | None = None):
+    def fetch(url: str, dest: Path, timeout: float) -> None:
+        if fail is not None:
+            raise fail
+        if url.endswith(".sha256sum"):
+            digest = published if published is not None else __import__("hashlib").sha256(binary).hexdigest()
+            dest.write_text(f"{digest}  kind-linux-amd64\n")
+        else:
+            dest.write_bytes(binary)
+    return fetch
+
+
+def test_kind_release_is_checked_against_its_sha256sum_and_the_pin(tmp_path: Path) -> None:
+    import hashlib
+
+    good = b"kind binary"
+    pin = install_kind.KindPin(binary_sha256={"linux-amd64": hashlib.sha256(good).hexdigest()})
+    path = install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good))
+    assert path.read_bytes() == good
+    with pytest.raises(install_kind.KindUnavailable, match="does not match its published .sha256sum"):
+        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good, published="0" * 64))
+    with pytest.raises(install_kind.KindUnavailable, match="the pin is"):
+        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(b"tampered"))
+    # No pin for this platform: the published checksum is the check.
+    assert install_kind.from_release(pin, "darwin-arm64", tmp_path, fetch=fake_release(b"mac"))
+    with pytest.raises(install_kind.KindUnavailable, match="unreachable"):
+        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good, fail=urllib.error.URLError("dns")))
+
+
+def test_kind_install_places_a_verified_binary_once(tmp_path: Path) -> None:
+    import hashlib
+
+    good = b"#!/bin/sh\necho kind v0.31.0\n"
+    pin = install_kind.KindPin(binary_sha256={"linux-amd64": hashlib.sha256(good).hexdigest()})
+    calls = []
+
+    def source(pin_, plat, scratch):
+        calls.append(plat)
+        (scratch / "kind").write_bytes(good)
+        return scratch / "kind"
+
+    target = install_kind.install(tmp_path / "bin", pin, "linux-amd64", sources=(source,))
+    assert target.read_bytes() == good and target.stat().st_mode & 0o111
+    assert install_kind.install(tmp_path / "bin", pin, "linux-amd64", sources=(source,)) == target
+    assert calls == ["linux-amd64"]  # the second call found it verified in place
+
+
+def test_kind_install_failure_lists_every_source(tmp_path: Path) -> None:
+    def offline(*_):
+        raise install_kind.KindUnavailable("kind's GitHub release is unreachable (x)")
+
+    def not_on_path(*_):
+        raise install_kind.KindUnavailable("no kind on PATH")
+
+    with pytest.raises(install_kind.KindUnavailable) as error:
+        install_kind.install(tmp_path, plat="linux-amd64", sources=(not_on_path, offline))
+    assert str(error.value) == ("cannot install kind v0.31.0 for linux-amd64: no kind on PATH; "
+                                "kind's GitHub release is unreachable (x)")
+
+
+def test_kind_on_path_must_be_the_pinned_release(tmp_path: Path) -> None:
+    fake = tmp_path / "kind"
+    fake.write_text("#!/bin/sh\necho kind v0.20.0 go1.20 linux/amd64\n")
+    fake.chmod(0o755)
+    with pytest.raises(install_kind.KindUnavailable, match="kind on PATH is v0.20.0"):
+        install_kind.from_path(install_kind.PIN, "linux-amd64", tmp_path, search_path=str(tmp_path))
+    fake.write_text("#!/bin/sh\necho kind v0.31.0 go1.25 linux/amd64\n")
+    with pytest.raises(install_kind.KindUnavailable, match="does not match the pinned sha256"):
+        install_kind.from_path(install_kind.PIN, "linux-amd64", tmp_path, search_path=str(tmp_path))
+
+
+def test_node_image_is_pinned_by_digest_to_a_validated_kubernetes() -> None:
+    match = re.fullmatch(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", install_kind.KIND_NODE_IMAGE)
+    assert match, install_kind.KIND_NODE_IMAGE
+    assert match.group(1) in SUPPORTED_KUBE_MINORS
+    assert re.fullmatch(r"[0-9a-f]{64}", install_kind.PIN.binary_sha256["linux-amd64"])
