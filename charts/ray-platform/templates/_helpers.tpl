@@ -218,10 +218,13 @@ spec:
 {{- define "ray-platform.rayTmpDirVolumes" -}}
 {{- if .Values.rayTmpDir.enabled }}
 - name: ray-tmp
+  {{- /* `with` skips 0 too: an emptyDir without a limit must still be an object, not null. */}}
+  {{- with .Values.rayTmpDir.sizeLimit }}
   emptyDir:
-    {{- with .Values.rayTmpDir.sizeLimit }}
     sizeLimit: {{ . }}
-    {{- end }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
 {{- else }}
 []
 {{- end }}

@@ -167,7 +167,7 @@ spec:
     {{- if $check.tokenSecret }}
     - name: auth-token
       secret:
-        secretName: {{ $check.tokenSecret }}
+        secretName: {{ $check.tokenSecret | quote }}
         defaultMode: 0440
         items:
           - key: auth_token
