@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_file import write_or_check  # noqa: E402
 from harness.monitoring import alerts  # noqa: E402
 from harness.render import Renderer, RenderRequest  # noqa: E402
 from harness.tools import CHART_DIR, REPO  # noqa: E402
@@ -69,17 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if README.md's alert table is stale")
     args = parser.parse_args(argv)
-    current = README.read_text()
-    wanted = updated(current, table())
-    if args.check:
-        if wanted != current:
-            print("README.md's alert table is stale: run `make generate`", file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        README.write_text(wanted)
-        print(f"wrote the alert table in {README.relative_to(REPO)}")
-    return 0
+    return write_or_check(README, updated(README.read_text(), table()), args.check)
 
 
 if __name__ == "__main__":

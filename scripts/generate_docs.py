@@ -12,6 +12,9 @@ from typing import Any, Iterator
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_file import write_or_check  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "schemas" / "values.schema.yaml"
 VALUES = REPO / "charts" / "ray-platform" / "values.yaml"
@@ -101,16 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
     args = parser.parse_args(argv)
-    wanted = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != wanted:
-            print(f"{TARGET} is stale: run `make generate`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(exist_ok=True)
-    TARGET.write_text(wanted)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, render(), args.check)
 
 
 if __name__ == "__main__":

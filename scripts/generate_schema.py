@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_file import write_or_check  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "schemas" / "values.schema.yaml"
 TARGET = REPO / "charts" / "ray-platform" / "values.schema.json"
@@ -45,15 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
     args = parser.parse_args(argv)
-    wanted = render_json(load_source())
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != wanted:
-            print(f"{TARGET} is stale: run `make generate`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(wanted)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, render_json(load_source()), args.check)
 
 
 if __name__ == "__main__":
