@@ -2,29 +2,41 @@
 Monitoring pieces: when the Prometheus Operator objects render, their labels, the PromQL label
 matchers that select this release's Ray clusters, the head environment for Grafana embedding,
 refusals and the NOTES.txt section. Used by podmonitor-*.yaml, prometheusrule.yaml,
-configmap-dashboards.yaml, _helpers.tpl (head env) and NOTES.txt.
+configmap-dashboards.yaml, _cluster.tpl (head env) and NOTES.txt.
 */}}
 
-{{/* "true" when the cluster serves monitoring.coreos.com/v1, or monitoring.force says render anyway. */}}
+{{/*
+"true" when the cluster serves monitoring.coreos.com/v1, or monitoring.force says render anyway.
+call with: include "ray-platform.monitoring.apiAvailable" .
+*/}}
 {{- define "ray-platform.monitoring.apiAvailable" -}}
 {{- if or .Values.monitoring.force (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") }}true{{ end }}
 {{- end }}
 
-{{/* "true" when some Ray cluster of this release exists (there is something to monitor). */}}
+{{/*
+"true" when some Ray cluster of this release exists (there is something to monitor).
+call with: include "ray-platform.monitoring.anyCluster" .
+*/}}
 {{- define "ray-platform.monitoring.anyCluster" -}}
 {{- if or .Values.rayCluster.enabled .Values.stableDiffusion.enabled }}true{{ end }}
 {{- end }}
 
-{{/* "true" when the object of one part renders: part is "podMonitors" or "prometheusRule". */}}
+{{/*
+"true" when the object of one part renders: part is "podMonitors" or "prometheusRule".
+call with: include "ray-platform.monitoring.renders" (dict "root" $ "part" "podMonitors")
+*/}}
 {{- define "ray-platform.monitoring.renders" -}}
 {{- $root := .root }}
 {{- $monitoring := $root.Values.monitoring }}
 {{- if and $monitoring.enabled (get $monitoring .part).enabled (include "ray-platform.monitoring.anyCluster" $root) (include "ray-platform.monitoring.apiAvailable" $root) }}true{{ end }}
 {{- end }}
 
-{{/* Labels of the PodMonitors and the PrometheusRule: the chart's, kube-prometheus-stack's release label, monitoring.labels. */}}
+{{/*
+Labels of the PodMonitors and the PrometheusRule: the chart's, kube-prometheus-stack's release label, monitoring.labels.
+call with: include "ray-platform.monitoring.labels" .
+*/}}
 {{- define "ray-platform.monitoring.labels" -}}
-{{- $labels := include "ray-platform.labels" . | fromYaml }}
+{{- $labels := include "ray-platform.labels.standard" . | fromYaml }}
 {{- $_ := set $labels "app.kubernetes.io/component" "monitoring" }}
 {{- with .Values.monitoring.prometheusStack.release }}
 {{- $_ := set $labels "release" . }}
@@ -32,32 +44,34 @@ configmap-dashboards.yaml, _helpers.tpl (head env) and NOTES.txt.
 {{- toYaml (mergeOverwrite $labels (deepCopy (default dict .Values.monitoring.labels))) }}
 {{- end }}
 
-{{/* The RayCluster's name (the same expression as templates/raycluster.yaml). */}}
-{{- define "ray-platform.monitoring.rayClusterName" -}}
-{{- default (include "ray-platform.fullname" .) .Values.rayCluster.name }}
-{{- end }}
-
 {{/*
 A regular expression matching the `ray.io/cluster` names of this release's Ray clusters: the
 RayCluster's name, and the RayService's clusters (<rayservice>-<generated suffix>).
+call with: include "ray-platform.monitoring.clusterRegex" .
 */}}
 {{- define "ray-platform.monitoring.clusterRegex" -}}
 {{- $names := list }}
 {{- if .Values.rayCluster.enabled }}
-{{- $names = append $names (include "ray-platform.monitoring.rayClusterName" .) }}
+{{- $names = append $names (include "ray-platform.names.rayCluster" .) }}
 {{- end }}
 {{- if .Values.stableDiffusion.enabled }}
-{{- $names = append $names (printf "%s-[a-z0-9]+" (include "ray-platform.sd.name" .)) }}
+{{- $names = append $names (printf "%s-[a-z0-9]+" (include "ray-platform.names.rayService" .)) }}
 {{- end }}
 {{- join "|" $names }}
 {{- end }}
 
-{{/* PromQL label matchers selecting this release's Ray clusters (labels the PodMonitors set). */}}
+{{/*
+PromQL label matchers selecting this release's Ray clusters (labels the PodMonitors set).
+call with: include "ray-platform.monitoring.selector" .
+*/}}
 {{- define "ray-platform.monitoring.selector" -}}
 namespace="{{ .Release.Namespace }}",ray_io_cluster=~"{{ include "ray-platform.monitoring.clusterRegex" . }}"
 {{- end }}
 
-{{/* A Prometheus duration ("1h30m", "45s") in milliseconds. */}}
+{{/*
+A Prometheus duration ("1h30m", "45s") in milliseconds.
+call with: include "ray-platform.monitoring.durationMs" "1h30m"
+*/}}
 {{- define "ray-platform.monitoring.durationMs" -}}
 {{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 "w" 604800000 "y" 31536000000 }}
 {{- $total := 0 }}
@@ -68,7 +82,10 @@ namespace="{{ .Release.Namespace }}",ray_io_cluster=~"{{ include "ray-platform.m
 {{- $total }}
 {{- end }}
 
-{{/* Refusals JSON Schema cannot express (it cannot compare two keys). */}}
+{{/*
+Refusals JSON Schema cannot express (it cannot compare two keys).
+call with: include "ray-platform.monitoring.check" .
+*/}}
 {{- define "ray-platform.monitoring.check" -}}
 {{- $monitoring := .Values.monitoring }}
 {{- if $monitoring.enabled }}
@@ -85,6 +102,8 @@ namespace="{{ .Release.Namespace }}",ray_io_cluster=~"{{ include "ray-platform.m
 {{/*
 The fullname kube-prometheus-stack gives its objects (it truncates to 26 characters), and its
 Grafana subchart's Service name; the embedding URLs default to them.
+call with: include "ray-platform.monitoring.stackFullname" .
+call with: include "ray-platform.monitoring.grafanaService" .
 */}}
 {{- define "ray-platform.monitoring.stackFullname" -}}
 {{- $release := .Values.monitoring.prometheusStack.release }}
@@ -106,8 +125,8 @@ Grafana subchart's Service name; the embedding URLs default to them.
 
 {{/*
 Environment of every Ray head so the Ray dashboard embeds Grafana panels (a YAML list, maybe
-empty). Call with (dict "root" $ "head" $headValues): a variable the head's own env sets is left
-to it.
+empty). A variable the head's own env sets is left to it.
+call with: include "ray-platform.monitoring.headEnv" (dict "root" $ "head" $headValues) | fromYamlArray
 */}}
 {{- define "ray-platform.monitoring.headEnv" -}}
 {{- $root := .root }}
@@ -138,7 +157,10 @@ to it.
 {{- toYaml $env }}
 {{- end }}
 
-{{/* The NOTES.txt section: where things are, and what was skipped. */}}
+{{/*
+The NOTES.txt section: where things are, and what was skipped.
+call with: include "ray-platform.monitoring.notes" .
+*/}}
 {{- define "ray-platform.monitoring.notes" -}}
 {{- $monitoring := .Values.monitoring }}
 {{- if and $monitoring.enabled (include "ray-platform.monitoring.anyCluster" .) }}
@@ -163,6 +185,7 @@ Monitoring:
 {{/*
 Relabelings of every Ray scrape: the pod's ray.io/cluster label as ray_io_cluster (dashboards and
 rules filter by it) and ray.io/node-type as ray_node_type (head or worker).
+call with: include "ray-platform.monitoring.relabelings" .
 */}}
 {{- define "ray-platform.monitoring.relabelings" -}}
 - action: replace

@@ -1,22 +1,30 @@
-{{/* Pieces of the Stable Diffusion RayService (templates/rayservice.yaml and friends). */}}
+{{/*
+Pieces of the Stable Diffusion RayService (rayservice.yaml, configmap-serve-app.yaml,
+pvc-model-cache.yaml): its Serve config, what its pods get, its refusals. Its name is
+"ray-platform.names.rayService" (_names.tpl).
+*/}}
 
-{{- define "ray-platform.sd.name" -}}
-{{- default (printf "%s-sd" (include "ray-platform.fullname" .)) .Values.stableDiffusion.name }}
-{{- end }}
+{{/*
+Where the bundled app's ConfigMap is mounted; its parent goes on PYTHONPATH.
+call with: include "ray-platform.stable-diffusion.appsDir" .
+*/}}
+{{- define "ray-platform.stable-diffusion.appsDir" -}}/opt/ray-platform/apps{{- end }}
 
-{{/* Where the bundled app's ConfigMap is mounted; its parent goes on PYTHONPATH. */}}
-{{- define "ray-platform.sd.appsDir" -}}/opt/ray-platform/apps{{- end }}
-
-{{- define "ray-platform.sd.cacheClaim" -}}
+{{/*
+The model cache PersistentVolumeClaim: weights.cache.existingClaim, else <name>-model-cache.
+call with: include "ray-platform.stable-diffusion.cacheClaim" .
+*/}}
+{{- define "ray-platform.stable-diffusion.cacheClaim" -}}
 {{- $cache := .Values.stableDiffusion.weights.cache }}
-{{- default (printf "%s-model-cache" (include "ray-platform.sd.name" .)) $cache.existingClaim }}
+{{- default (printf "%s-model-cache" (include "ray-platform.names.rayService" .)) $cache.existingClaim }}
 {{- end }}
 
 {{/*
 The model deployment's user_config: the values' userConfig, plus what the weights source implies
 (cache folder, local pipeline path, no hub access).
+call with: include "ray-platform.stable-diffusion.modelUserConfig" .
 */}}
-{{- define "ray-platform.sd.modelUserConfig" -}}
+{{- define "ray-platform.stable-diffusion.modelUserConfig" -}}
 {{- $sd := .Values.stableDiffusion }}
 {{- $config := deepCopy $sd.model.userConfig }}
 {{- $weights := $sd.weights }}
@@ -32,8 +40,11 @@ The model deployment's user_config: the values' userConfig, plus what the weight
 {{- toYaml $config }}
 {{- end }}
 
-{{/* The RayService's serveConfigV2 (a YAML document). */}}
-{{- define "ray-platform.sd.serveConfig" -}}
+{{/*
+The RayService's serveConfigV2 (a YAML document).
+call with: include "ray-platform.stable-diffusion.serveConfig" .
+*/}}
+{{- define "ray-platform.stable-diffusion.serveConfig" -}}
 {{- $sd := .Values.stableDiffusion }}
 {{- $app := $sd.app }}
 {{- $runtimeEnv := dict }}
@@ -76,14 +87,15 @@ applications:
         health_check_timeout_s: {{ $sd.model.healthCheckTimeoutS }}
         graceful_shutdown_timeout_s: {{ $sd.model.gracefulShutdownTimeoutS }}
         user_config:
-          {{- include "ray-platform.sd.modelUserConfig" . | nindent 10 }}
+          {{- include "ray-platform.stable-diffusion.modelUserConfig" . | nindent 10 }}
 {{- end }}
 
 {{/*
 What the chart adds to every pod of the service's cluster: the app on PYTHONPATH, the model
 weights' volume and environment, the hub token. Returns YAML {env, volumes, volumeMounts, annotations}.
+call with: include "ray-platform.stable-diffusion.podExtras" . | fromYaml
 */}}
-{{- define "ray-platform.sd.podExtras" -}}
+{{- define "ray-platform.stable-diffusion.podExtras" -}}
 {{- $sd := .Values.stableDiffusion }}
 {{- $weights := $sd.weights }}
 {{- $env := list }}
@@ -91,19 +103,19 @@ weights' volume and environment, the hub token. Returns YAML {env, volumes, volu
 {{- $mounts := list }}
 {{- $annotations := dict }}
 {{- if eq $sd.app.source "bundled" }}
-{{- $appsDir := include "ray-platform.sd.appsDir" . }}
+{{- $appsDir := include "ray-platform.stable-diffusion.appsDir" . }}
 {{- $env = append $env (dict "name" "PYTHONPATH" "value" $appsDir) }}
-{{- $volumes = append $volumes (dict "name" "serve-app" "configMap" (dict "name" (printf "%s-app" (include "ray-platform.sd.name" .)))) }}
+{{- $volumes = append $volumes (dict "name" "serve-app" "configMap" (dict "name" (printf "%s-app" (include "ray-platform.names.rayService" .)))) }}
 {{- $mounts = append $mounts (dict "name" "serve-app" "mountPath" (printf "%s/ray_platform_sd" $appsDir) "readOnly" true) }}
 {{- /* A changed app rolls out as a new cluster, like any other change of the pod template. */}}
-{{- $_ := set $annotations "ray-platform.io/app-checksum" (include "ray-platform.sd.appFiles" . | sha256sum) }}
+{{- $_ := set $annotations "ray-platform.io/app-checksum" (include "ray-platform.stable-diffusion.appFiles" . | sha256sum) }}
 {{- end }}
 {{- if eq $weights.source "cache" }}
 {{- $env = append $env (dict "name" "HF_HOME" "value" $weights.cache.mountPath) }}
 {{- if $weights.cache.readOnly }}
 {{- $env = append $env (dict "name" "HF_HUB_OFFLINE" "value" "1") }}
 {{- end }}
-{{- $volumes = append $volumes (dict "name" "model-cache" "persistentVolumeClaim" (dict "claimName" (include "ray-platform.sd.cacheClaim" .) "readOnly" $weights.cache.readOnly)) }}
+{{- $volumes = append $volumes (dict "name" "model-cache" "persistentVolumeClaim" (dict "claimName" (include "ray-platform.stable-diffusion.cacheClaim" .) "readOnly" $weights.cache.readOnly)) }}
 {{- $mounts = append $mounts (dict "name" "model-cache" "mountPath" $weights.cache.mountPath "readOnly" $weights.cache.readOnly) }}
 {{- else if eq $weights.source "local" }}
 {{- $env = append $env (dict "name" "HF_HUB_OFFLINE" "value" "1") }}
@@ -120,16 +132,20 @@ weights' volume and environment, the hub token. Returns YAML {env, volumes, volu
 {{- toYaml (dict "env" $env "volumes" $volumes "volumeMounts" $mounts "annotations" $annotations) }}
 {{- end }}
 
-{{/* The bundled app's files as ConfigMap data (file name -> content). */}}
-{{- define "ray-platform.sd.appFiles" -}}
+{{/*
+The bundled app's files as ConfigMap data (file name -> content).
+call with: include "ray-platform.stable-diffusion.appFiles" .
+*/}}
+{{- define "ray-platform.stable-diffusion.appFiles" -}}
 {{- (.Files.Glob "files/serve/ray_platform_sd/*.py").AsConfig }}
 {{- end }}
 
 {{/*
 Refuse a service that can never become ready: model replicas asking for more GPUs than any
 worker has, autoscaling bounds upside down, request limits that contradict each other.
+call with: include "ray-platform.stable-diffusion.check" .
 */}}
-{{- define "ray-platform.sd.check" -}}
+{{- define "ray-platform.stable-diffusion.check" -}}
 {{- $sd := .Values.stableDiffusion }}
 {{- $gpus := float64 $sd.model.numGpus }}
 {{- if gt $gpus 0.0 }}

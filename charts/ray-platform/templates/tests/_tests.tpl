@@ -4,8 +4,12 @@ themselves are files/tests/helm_test.py, shipped in a hook ConfigMap and run by 
 Python (already on the nodes), so the tests pull nothing new.
 */}}
 
+{{/*
+Name prefix of the test hooks' objects.
+call with: include "ray-platform.tests.name" .
+*/}}
 {{- define "ray-platform.tests.name" -}}
-{{- include "ray-platform.fullname" . | trunc 48 | trimSuffix "-" }}-test
+{{- include "ray-platform.names.fullname" . | trunc 48 | trimSuffix "-" }}-test
 {{- end }}
 
 {{/*
@@ -15,22 +19,23 @@ auth, the token comes from auth.existingSecret, else from the Secret the operato
 the RayCluster. The RayService's cluster has a generated name, so without auth.existingSecret its
 Secret's name is unknown at render time: its dashboard check then only proves the dashboard
 refuses requests without a token.
+call with: include "ray-platform.tests.checks" . | fromYamlArray
 */}}
 {{- define "ray-platform.tests.checks" -}}
 {{- $root := . }}
 {{- $tokenAuth := eq .Values.auth.mode "token" }}
 {{- $checks := list }}
 {{- if .Values.rayCluster.enabled }}
-{{- $cluster := default (include "ray-platform.fullname" .) .Values.rayCluster.name }}
+{{- $cluster := include "ray-platform.names.rayCluster" . }}
 {{- $secret := "" }}
 {{- if $tokenAuth }}
-{{- $secret = default (include "ray-platform.operatorTokenSecretName" $cluster) .Values.auth.existingSecret }}
+{{- $secret = default (include "ray-platform.kuberay.tokenSecretName" $cluster) .Values.auth.existingSecret }}
 {{- end }}
 {{- $dashboard := printf "http://%s-head-svc:8265" $cluster }}
 {{- $checks = append $checks (dict "name" "dashboard" "check" "dashboard" "tokenSecret" $secret "env" (list (dict "name" "RAY_DASHBOARD_URL" "value" $dashboard))) }}
 {{- $checks = append $checks (dict "name" "ray-job" "check" "job" "tokenSecret" $secret "env" (list (dict "name" "RAY_DASHBOARD_URL" "value" $dashboard))) }}
 {{- else if .Values.stableDiffusion.enabled }}
-{{- $sd := include "ray-platform.sd.name" . }}
+{{- $sd := include "ray-platform.names.rayService" . }}
 {{- $secret := "" }}
 {{- if $tokenAuth }}
 {{- $secret = .Values.auth.existingSecret }}
@@ -52,22 +57,26 @@ refuses requests without a token.
 {{- $size = int (max (int $limits.min_img_size) (min 128 (int $limits.max_img_size))) }}
 {{- $query = printf "%s&img_size=%d&steps=%d&seed=1" $query $size (int (min 2 (int $limits.max_steps))) }}
 {{- end }}
-{{- $url := printf "http://%s-serve-svc:8000%s/imagine?%s" (include "ray-platform.sd.name" $root) $prefix $query }}
+{{- $url := printf "http://%s-serve-svc:8000%s/imagine?%s" (include "ray-platform.names.rayService" $root) $prefix $query }}
 {{- $checks = append $checks (dict "name" "imagine" "check" "imagine" "tokenSecret" "" "env" (list (dict "name" "IMAGINE_URL" "value" $url) (dict "name" "IMAGINE_SIZE" "value" (toString $size)))) }}
 {{- end }}
 {{- toYaml $checks }}
 {{- end }}
 
-{{/* Labels of the test hooks: the release's labels with component helm-test. */}}
+{{/*
+Labels of the test hooks: the release's labels with component helm-test.
+call with: include "ray-platform.tests.labels" .
+*/}}
 {{- define "ray-platform.tests.labels" -}}
-{{ include "ray-platform.labels" . }}
+{{ include "ray-platform.labels.standard" . }}
 app.kubernetes.io/component: helm-test
 {{- end }}
 
 {{/*
-One test Pod. Call with (dict "root" $ "check" $check) where $check is an item of
-"ray-platform.tests.checks". Pod Security "restricted", a read-only root filesystem, no
-service account token (the checks talk to Ray, not to the Kubernetes API), and a deadline.
+One test Pod, for an item of "ray-platform.tests.checks". Pod Security "restricted", a read-only
+root filesystem, no service account token (the checks talk to Ray, not to the Kubernetes API),
+and a deadline.
+call with: include "ray-platform.tests.pod" (dict "root" $ "check" $check)
 */}}
 {{- define "ray-platform.tests.pod" -}}
 {{- $root := .root }}
