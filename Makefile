@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
 CHART := charts/ray-platform
-# The harness package lives in scripts/ (scripts/harness).
+# The project's Python packages live in scripts/ (harness, bootstrap, generate, release, cluster,
+# serving) and run as `python -m <package>.<module>`.
 export PYTHONPATH := $(CURDIR)/scripts
 
 .PHONY: help setup tools test check lint generate render package repo-index bench-serve tools-promtool
@@ -21,10 +22,10 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@touch $@
 
 tools: ## install (or verify) the pinned helm binaries; idempotent
-	@$(PYTHON) scripts/install_helm.py >&2
+	@$(PYTHON) -m bootstrap.install_helm >&2
 
 tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
-	@scripts/install_promtool.sh
+	@scripts/bootstrap/install_promtool.sh
 
 test: setup tools-promtool ## set up what is missing, then run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -34,36 +35,32 @@ check: setup ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VE
 	$(PY) -m harness $(VALUES) $(if $(KUBE_VERSION),--kube-version $(KUBE_VERSION))
 
 lint: setup ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
-	$(PY) scripts/lint.py
+	$(PY) -m release.lint
 
-generate: setup ## regenerate values.schema.json and docs/values.md from schemas/values.schema.yaml; the Grafana dashboards
-	$(PY) scripts/generate_schema.py
-	$(PY) scripts/generate_docs.py
-	$(PY) scripts/generate_dashboards.py
-	$(PY) scripts/generate_alert_table.py
+generate: setup ## from schemas/values.schema.yaml: values.schema.json, values.yaml's comments, docs/values.md, the chart README; dashboards; alert table
+	$(PY) -m generate
 
 render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
-	@$(PY) -c 'import sys; from harness.render import Renderer, RenderRequest; r = Renderer(); \
-		print(r.manifest_text(RenderRequest(tuple(sys.argv[1:]), 4))); r.close()' $(VALUES)
+	@$(PY) -m harness.render $(VALUES)
 
 package: setup ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
-	$(PY) scripts/package_chart.py package $(if $(OFFLINE),--offline)
+	$(PY) -m release.package_chart package $(if $(OFFLINE),--offline)
 
 repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
-	$(PY) scripts/package_chart.py repo-index --url "$(URL)"
+	$(PY) -m release.package_chart repo-index --url "$(URL)"
 
 bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off
-	$(PY) scripts/bench_serve.py
+	$(PY) -m serving.bench
 
-# The real-cluster path (scripts/platform_up.py): kind + install + readiness + helm test.
+# The real-cluster path (scripts/cluster/platform_up.py): kind + install + readiness + helm test.
 .PHONY: up down e2e
 up: ## kind cluster (or KUBECONFIG's), install with values/dev.yaml, wait until ready, helm test [TIMEOUT=2700]
-	@$(PYTHON) scripts/platform_up.py preflight
+	@$(PYTHON) -m cluster.platform_up preflight
 	@$(MAKE) --no-print-directory setup
-	$(PY) scripts/platform_up.py up $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(PY) -m cluster.platform_up up $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 down: ## delete make up's kind cluster (with KUBECONFIG set: uninstall the release, keep the cluster)
-	@$(PYTHON) scripts/platform_up.py down
+	@$(PYTHON) -m cluster.platform_up down
 
 e2e: setup ## the e2e suite (tests/e2e) on kind or KUBECONFIG's cluster; skipped with a reason without either
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from harness.render import Renderer, RenderRequest, normalise_paths
+from harness.tools import TEST_DATA_DIR
 from harness.versions import HELM_MAJORS
 
-CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "bad_values.yaml").read_text())
+CASES: list[dict[str, Any]] = yaml.safe_load((TEST_DATA_DIR / "bad_values.yaml").read_text())
 
 
 def test_enough_distinct_cases() -> None:

@@ -3,15 +3,15 @@ build` has fetched the archive, the real chart (subchart included) renders and v
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from harness import helm
 from harness.check import check_objects
 from harness.crds import CrdRegistry
 from harness.render import Renderer, RenderRequest, dependency_archive, of_kind
-from harness.tools import CHART_DIR, helm_binary
+from harness.tools import CHART_DIR
 from harness.versions import SUPPORTED_KUBE_MINORS
 
 NO_ARCHIVE = ("the kuberay-operator chart archive is not in charts/ray-platform/charts/ "
@@ -23,8 +23,8 @@ def test_chart_lock_is_in_sync_with_chart_yaml(tmp_path: Path, helm_major: int) 
     # is the lock's fault, anything after that (no repository, no network) is not.
     chart = tmp_path / "ray-platform"
     shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("charts"))
-    proc = subprocess.run([str(helm_binary(helm_major)), "dependency", "build", str(chart)],
-                          capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    proc = helm.run("dependency", "build", str(chart), major=helm_major, timeout=120,
+                    env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert "out of sync" not in proc.stderr, proc.stderr
 
 
@@ -33,8 +33,7 @@ def test_out_of_sync_lock_is_detected(tmp_path: Path) -> None:
     shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("charts"))
     lock = chart / "Chart.lock"
     lock.write_text(lock.read_text().replace("version: 1.7.0", "version: 1.6.0"))
-    proc = subprocess.run([str(helm_binary(4)), "dependency", "build", str(chart)],
-                          capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    proc = helm.run("dependency", "build", str(chart), timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert "out of sync" in proc.stderr
 
 

@@ -5,16 +5,14 @@ explicit allowUnauthenticated escape hatch."""
 from __future__ import annotations
 
 import copy
-import subprocess
 from typing import Any
 
 import pytest
 
 from harness.crds import CrdRegistry
 from harness.pods import pod_templates, ray_cluster_specs
-from harness.render import NAMESPACE, RELEASE, Renderer, RenderRequest, of_kind
+from harness.render import Renderer, RenderRequest, of_kind
 from harness.scenarios import Scenario, scenarios
-from harness.tools import helm_binary
 from harness.versions import HELM_MAJORS
 
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -153,12 +151,9 @@ def test_allow_unauthenticated_renders(renderer: Renderer, major: int) -> None:
 
 def test_allow_unauthenticated_makes_notes_warn(renderer: Renderer) -> None:
     """helm 3 cannot dry-run an install without a cluster; helm 4 renders NOTES.txt offline."""
-    command = [str(helm_binary(4)), "install", RELEASE, str(renderer.chart), "--namespace", NAMESPACE, "--dry-run=client"]
-    safe = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    safe = renderer.install_output()
     assert "DANGER" not in safe
-    for assignment in UNAUTHENTICATED:
-        command += ["--set", assignment]
-    notes = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split("NOTES:", 1)[1]
+    notes = renderer.install_output(UNAUTHENTICATED).split("NOTES:", 1)[1]
     assert "the Ray dashboard is exposed WITHOUT AUTHENTICATION" in notes
     assert "rayCluster.head.serviceType is LoadBalancer with authentication disabled" in notes
 

@@ -5,7 +5,6 @@ token Secret where the KubeRay operator puts it, and ask /imagine for something 
 from __future__ import annotations
 
 import copy
-import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +18,6 @@ from harness.scenarios import Scenario, scenarios
 from harness.serveconfig import serve_config_of
 from harness.tools import CHART_DIR
 
-SERVE_FILES = CHART_DIR / "files" / "serve"
 TEST_SCRIPT = CHART_DIR / "files" / "tests" / "helm_test.py"
 DEFAULTS = scenarios()[0]
 
@@ -168,8 +166,6 @@ def test_imagine_request_is_one_the_app_accepts(render, scenario: Scenario) -> N
     services = of_kind(objects, "RayService")
     url = urlsplit(env_of(pods["imagine"])["IMAGINE_URL"])
     assert url.netloc == f"{services[0]['metadata']['name']}-serve-svc:8000"
-    if sys.path[0] != str(SERVE_FILES):
-        sys.path.insert(0, str(SERVE_FILES))
     from ray_platform_sd.config import parse_ingress_config
     from ray_platform_sd.params import parse_request
 

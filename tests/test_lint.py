@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import lint
+from release import lint
 
 
 @pytest.mark.parametrize("name", sorted(lint.CHECKS))

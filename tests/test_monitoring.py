@@ -1,7 +1,7 @@
 """Monitoring: PodMonitors and the PrometheusRule render where the monitoring.coreos.com/v1 API
 is (or when forced), select the pods the operator labels and name ports the pod templates
 declare; the rules parse (promtool check rules) and every alert fires on crafted series and stays
-silent on healthy ones (promtool test rules, tests/monitoring/rules/); the heads get the Grafana
+silent on healthy ones (promtool test rules, tests/data/monitoring/rules/); the heads get the Grafana
 embedding environment; the runbook and the README's alert table cover every alert."""
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-import generate_alert_table
+from generate import alert_table
 from harness import monitoring
-from harness.render import NAMESPACE, RELEASE, Renderer, RenderRequest, dependency_archive, of_kind
+from harness.render import Renderer, RenderRequest, dependency_archive, of_kind
 from harness.scenarios import Scenario, scenarios
-from harness.tools import CHART_DIR, REPO, helm_binary
+from harness.tools import CHART_DIR, NAMESPACE, RELEASE, REPO, TEST_DATA_DIR
 
 API = ("monitoring.coreos.com/v1",)
 MONITORING_KINDS = ("PodMonitor", "ServiceMonitor", "PrometheusRule")
-RULE_TESTS = REPO / "tests" / "monitoring" / "rules"
+RULE_TESTS = TEST_DATA_DIR / "monitoring" / "rules"
 RUNBOOK = REPO / "docs" / "runbook.md"
 DEFAULTS = Scenario("defaults", ())
 # With these values a head declares the metrics ports; the KubeRay operator (v1.7.0,
@@ -270,7 +270,7 @@ def test_runbook_has_a_section_per_alert(render) -> None:
 
 
 def test_readme_alert_table_is_generated_from_the_rules() -> None:
-    assert generate_alert_table.main(["--check"]) == 0, "run `make generate`"
+    assert alert_table.main(["--check"]) == 0, "run `make generate`"
 
 
 # --------------------------------------------------------------------------- head environment
@@ -335,12 +335,7 @@ def test_each_dashboard_is_its_own_configmap_for_the_grafana_sidecar(render) -> 
 
 
 def notes(renderer: Renderer, *set_values: str) -> str:
-    cmd = [str(helm_binary(4)), "install", RELEASE, str(renderer.chart), "--namespace", NAMESPACE, "--dry-run=client"]
-    for assignment in set_values:
-        cmd += ["--set", assignment]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.split("NOTES:", 1)[1]
+    return renderer.install_output(set_values).split("NOTES:", 1)[1]
 
 
 def test_notes_say_when_monitoring_objects_are_skipped(renderer: Renderer) -> None:

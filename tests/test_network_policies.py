@@ -14,9 +14,9 @@ import yaml
 
 from harness import netpol
 from harness.netpol import Endpoint, Port, allowed
-from harness.render import NAMESPACE, of_kind
+from harness.render import of_kind
 from harness.scenarios import Scenario
-from harness.tools import CHART_DIR
+from harness.tools import CHART_DIR, NAMESPACE
 
 # --- the evaluator ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""`make up` / `make down` (scripts/platform_up.py) and the kind bootstrap (scripts/install_kind.py),
+"""`make up` / `make down` (cluster.platform_up) and the kind bootstrap (bootstrap.install_kind),
 without Docker: the one-sentence refusals, the order and arguments of every step on a recorded
 command runner, and kind's download verification on fake downloads."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-import install_kind
-import platform_up
+from bootstrap import install_kind
+from cluster import platform_up
 from harness.readiness import Target
 from harness.render import of_kind
 from harness.scenarios import Scenario

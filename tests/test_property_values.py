@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis_jsonschema import from_schema
 
-import generate_schema
+from generate import schema as generate_schema
 from harness.check import check_objects
 from harness.crds import CrdRegistry
 from harness.render import Renderer, RenderRequest, normalise_paths

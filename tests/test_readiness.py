@@ -6,7 +6,6 @@ the real API."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +13,10 @@ import yaml
 
 from harness import kubernetes, readiness
 from harness.readiness import FAILED, READY, WAITING, Target, TargetFailed, TimedOut, wait_until_ready
+from harness.tools import TEST_DATA_DIR
 from harness.versions import SUPPORTED_KUBE_MINORS
 
-CASES_DIR = Path(__file__).parent / "cases" / "status"
+CASES_DIR = TEST_DATA_DIR / "status"
 CASES = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(CASES_DIR.glob("*.yaml"))}
 
 OPERATOR = Target("Deployment", "kuberay-operator", "ray-platform",

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-import upgrade_baseline
 from harness.scenarios import Scenario, scenarios
 from harness.tools import CHART_DIR, REPO
+from release import upgrade_baseline
 
 CHANGELOG = (REPO / "CHANGELOG.md").read_text()
 

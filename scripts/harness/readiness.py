@@ -2,7 +2,7 @@
 RayService, judged by the status the API server reports for them.
 
 The verdict functions read plain dicts (what the API server returns as JSON), so the tests feed
-them status objects recorded in tests/cases/status/ and need no cluster. `wait_until_ready` takes
+them status objects recorded in tests/data/status/ and need no cluster. `wait_until_ready` takes
 its clock, sleep and fetch function as arguments: the tests drive it without waiting.
 `KubeFetcher` is the one piece that talks to a cluster, through the Kubernetes Python client.
 

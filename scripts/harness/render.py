@@ -1,5 +1,7 @@
 """Render the chart with the real helm binaries.
 
+    python -m harness.render [VALUES_FILE ...]   # `make render`: helm 4's manifests, offline
+
 The kuberay-operator dependency cannot always be downloaded (it can't on the build machines), so
 the umbrella's own templates are rendered from a temporary copy of the chart without the
 dependency. Where `helm dependency build` has put the archive in charts/ray-platform/charts/,
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,10 +21,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from harness.tools import CHART_DIR, helm_binary
-
-RELEASE = "ray-platform"
-NAMESPACE = "ray-platform"
+from harness import helm
+from harness.tools import CHART_DIR, NAMESPACE, RELEASE
 
 
 class RenderError(Exception):
@@ -38,10 +38,20 @@ class RenderRequest:
     set_values: tuple[str, ...] = ()
 
 
+# The Helm repository of the kuberay-operator dependency (as Chart.yaml names it).
+KUBERAY_REPO = ("kuberay", "https://ray-project.github.io/kuberay-helm/")
+
+
 def dependency_archive(chart_dir: Path = CHART_DIR) -> Path | None:
     """The kuberay-operator archive fetched by `helm dependency build`, if present."""
     found = sorted((chart_dir / "charts").glob("kuberay-operator-*.tgz"))
     return found[-1] if found else None
+
+
+def dependency_build_steps(chart_dir: Path = CHART_DIR) -> list[tuple[str, list[str]]]:
+    """(name, helm arguments) of the commands that fetch the kuberay-operator archive."""
+    return [("helm repo add", ["repo", "add", *KUBERAY_REPO, "--force-update"]),
+            ("helm dependency build", ["dependency", "build", str(chart_dir)])]
 
 
 def make_offline_copy(chart_dir: Path, dest: Path) -> Path:
@@ -95,21 +105,21 @@ class Renderer:
             self._workdir.cleanup()
             self._workdir, self._chart = None, None
 
-    def command(self, request: RenderRequest) -> list[str]:
-        cmd = [str(helm_binary(request.helm_major)), "template", RELEASE, str(self.chart),
-               "--namespace", NAMESPACE]
+    def arguments(self, request: RenderRequest) -> list[str]:
+        """helm's arguments (after the binary) for the request."""
+        args = ["template", RELEASE, str(self.chart), "--namespace", NAMESPACE]
         for path in request.values_files:
-            cmd += ["--values", str(path)]
+            args += ["--values", str(path)]
         for assignment in request.set_values:
-            cmd += ["--set", assignment]
+            args += ["--set", assignment]
         if request.kube_version:
-            cmd += ["--kube-version", request.kube_version]
+            args += ["--kube-version", request.kube_version]
         for api_version in request.api_versions:
-            cmd += ["--api-versions", api_version]
-        return cmd
+            args += ["--api-versions", api_version]
+        return args
 
     def _execute(self, request: RenderRequest) -> tuple[str, list[dict[str, Any]] | None]:
-        proc = subprocess.run(self.command(request), capture_output=True, text=True, check=False)
+        proc = helm.run(*self.arguments(request), major=request.helm_major)
         if proc.returncode == 0:
             return proc.stdout, parse_manifests(proc.stdout)
         return clean_error(proc.stderr), None
@@ -149,6 +159,17 @@ class Renderer:
         text, objects = self._run(request)
         return text if objects is None else None
 
+    def install_output(self, set_values: Iterable[str] = ()) -> str:
+        """What `helm install --dry-run=client` prints (manifests, then NOTES.txt) with the chart's
+        defaults: helm 4 renders NOTES.txt without a cluster, helm 3 cannot. RenderError when it fails."""
+        args = ["install", RELEASE, str(self.chart), "--namespace", NAMESPACE, "--dry-run=client"]
+        for assignment in set_values:
+            args += ["--set", assignment]
+        proc = helm.run(*args, major=4, timeout=120)
+        if proc.returncode != 0:
+            raise RenderError(clean_error(proc.stderr))
+        return proc.stdout
+
 
 def clean_error(stderr: str) -> str:
     """helm's error without its trailing hint lines about --debug."""
@@ -168,3 +189,19 @@ def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def object_ref(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    renderer = Renderer()
+    try:
+        print(renderer.manifest_text(RenderRequest(tuple(Path(v) for v in (sys.argv[1:] if argv is None else argv)), 4)))
+    except RenderError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        renderer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 # kubeVersion admits all of them; a test keeps the two in step.
 SUPPORTED_KUBE_MINORS: tuple[str, ...] = ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35")
 
-# Helm majors the chart renders identically with (binaries pinned by scripts/install_helm.py).
+# Helm majors the chart renders identically with (binaries pinned by bootstrap/install_helm.py).
 HELM_MAJORS: tuple[int, ...] = (3, 4)
 
 # Token authentication of Ray clusters needs at least this Ray version (KubeRay validation.go).

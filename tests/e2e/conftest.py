@@ -21,13 +21,13 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-import install_kind
-import platform_up
+from bootstrap import install_kind
+from cluster import platform_up
+from harness.tools import REPO, TOOLS_DIR
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "e2e"
 E2E_CLUSTER = "ray-platform-e2e"
-E2E_KUBECONFIG = REPO / ".tools" / "kind" / "kubeconfig-e2e"
+E2E_KUBECONFIG = TOOLS_DIR / "kind" / "kubeconfig-e2e"
 NAMESPACE = "ray-platform-e2e"
 
 _session: dict[str, Any] = {}

@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-import platform_up
+from cluster import platform_up
+from harness import helm
+from release import upgrade_baseline
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = RELEASE = "ray-platform-e2e"  # conftest.py collects artifacts from this namespace
 TIMEOUT = float(os.environ.get("E2E_TIMEOUT") or platform_up.DEFAULT_TIMEOUT_S)
 ROLLOUT_LABEL = "ray-platform-e2e-rollout"
-CHART_PATH = "charts/ray-platform"
 
 
 class Steps:
@@ -58,16 +56,10 @@ class Steps:
 def previous_chart(workdir: Path) -> tuple[Path, str]:
     """The chart of the newest `ray-platform-*` release tag (from git, the work tree untouched), or
     this chart when there is no release yet."""
-    import upgrade_baseline
-
     tag = upgrade_baseline.last_release_tag()
     if tag is None:
         return platform_up.CHART_DIR, "this chart (no ray-platform-* release tag yet)"
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", tag, CHART_PATH],
-                             capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(workdir, filter="data")
-    return workdir / CHART_PATH, tag
+    return upgrade_baseline.chart_of_tag(tag, workdir), tag
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +70,8 @@ def steps(e2e_cluster: platform_up.Cluster) -> Iterator[Steps]:
             yield state
         finally:
             if state.installed:  # a failed run still cleans up the release and its namespace
-                subprocess.run([str(platform_up.helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE,
-                                "--wait", "--ignore-not-found", *e2e_cluster.kube_args()], check=False)
+                helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--ignore-not-found",
+                         *e2e_cluster.kube_args(), capture_output=False)
             core = core_api(e2e_cluster)
             try:
                 core.delete_namespace(NAMESPACE)
@@ -158,8 +150,8 @@ def test_helm_test_passes(steps: Steps) -> None:
 
 def test_uninstall_leaves_nothing_behind(steps: Steps) -> None:
     def body() -> None:
-        subprocess.run([str(platform_up.helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait",
-                        "--timeout", "10m", *steps.cluster.kube_args()], check=True)
+        helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "10m",
+                 *steps.cluster.kube_args(), capture_output=False, check=True)
         steps.installed = False
         deadline = time.monotonic() + 600
         while True:

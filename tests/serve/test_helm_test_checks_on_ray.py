@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import serve_local
 from harness.tools import CHART_DIR
+from serving.local_ray import LocalRay
 
 pytestmark = pytest.mark.serve
 
@@ -33,8 +33,7 @@ def ray_with_token():
 
     # PATH: the job's `python` must be this interpreter (in the Ray image it is the image's).
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    cluster = serve_local.LocalRay(num_cpus=2, extra_env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN,
-                                                          "PATH": path})
+    cluster = LocalRay(num_cpus=2, extra_env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN, "PATH": path})
     # LocalRay.start() polls the dashboard until it answers 200: give that poll the token.
     real_get = requests.get
 

@@ -5,14 +5,13 @@ metrics export, the Stable Diffusion app deployed from the chart's rendered Serv
 few /imagine requests and one bad request. It scrapes the same endpoints the chart's PodMonitors
 scrape on a head - node metrics (`metrics`), autoscaler (`as-metrics`), dashboard (`dash-metrics`)
 - and checks the names against them. Names a CPU-only local head cannot export are listed, each
-with its reason, in tests/monitoring/metric_allowlist.yaml.
+with its reason, in tests/data/monitoring/metric_allowlist.yaml.
 """
 from __future__ import annotations
 
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -24,13 +23,13 @@ import requests  # noqa: E402
 
 from harness import monitoring  # noqa: E402
 from harness.scenarios import scenarios  # noqa: E402
+from harness.tools import CHART_DIR, TEST_DATA_DIR  # noqa: E402
 
 pytestmark = pytest.mark.serve
 
-REPO = Path(__file__).resolve().parents[2]
 ALLOWLIST = {entry["name"]: entry["reason"] for entry in
-             yaml.safe_load((REPO / "tests" / "monitoring" / "metric_allowlist.yaml").read_text())}
-DASHBOARD_DIR = REPO / "charts" / "ray-platform" / "files" / "dashboards"
+             yaml.safe_load((TEST_DATA_DIR / "monitoring" / "metric_allowlist.yaml").read_text())}
+DASHBOARD_DIR = CHART_DIR / "files" / "dashboards"
 # Ray writes metrics to its endpoints every few seconds; Serve's after the first requests.
 SCRAPE_TIMEOUT_S = 90
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{|\s)")

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import requests  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import serve_local  # noqa: E402
+from serving import serve_api  # noqa: E402
 
 pytestmark = pytest.mark.serve
 
@@ -177,29 +177,29 @@ def test_bogus_model_path_fails_health(local_ray, local_serve_config, sd_app, tm
     for dep in bogus["deployments"]:
         # Room for the extra replicas on the 2-CPU test cluster.
         dep.setdefault("ray_actor_options", {})["num_cpus"] = 0
-        if dep["name"] == serve_local.MODEL_DEPLOYMENT:
+        if dep["name"] == serve_api.MODEL_DEPLOYMENT:
             dep["user_config"]["model_id"] = str(tmp_path / "no-such-model")
             dep["user_config"]["local_files_only"] = True
     both = {"applications": local_serve_config["applications"] + [bogus]}
     started = time.monotonic()
-    serve_local.deploy(local_ray.dashboard_url, both, http_port=local_ray.http_port)
+    serve_api.deploy(local_ray.dashboard_url, both, http_port=local_ray.http_port)
     try:
-        status = serve_local.wait_for_app(local_ray.dashboard_url, "sd_bogus",
+        status = serve_api.wait_for_app(local_ray.dashboard_url, "sd_bogus",
                                           want=("DEPLOY_FAILED", "UNHEALTHY"), timeout_s=120)
         elapsed = time.monotonic() - started
-        model = status["deployments"][serve_local.MODEL_DEPLOYMENT]
+        model = status["deployments"][serve_api.MODEL_DEPLOYMENT]
         assert model["status"] in ("DEPLOY_FAILED", "UNHEALTHY"), model
         assert "pipeline failed to load" in model["message"], model["message"][:2000]
         assert elapsed < 120
         # The healthy application was left alone.
-        apps = serve_local.serve_status(local_ray.dashboard_url)["applications"]
+        apps = serve_api.serve_status(local_ray.dashboard_url)["applications"]
         assert apps["stable_diffusion"]["status"] == "RUNNING"
     finally:
-        serve_local.deploy(local_ray.dashboard_url, local_serve_config,
+        serve_api.deploy(local_ray.dashboard_url, local_serve_config,
                            http_port=local_ray.http_port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if "sd_bogus" not in serve_local.serve_status(local_ray.dashboard_url)["applications"]:
+            if "sd_bogus" not in serve_api.serve_status(local_ray.dashboard_url)["applications"]:
                 break
             time.sleep(0.5)
     _png(requests.get(f"{sd_app}/imagine", params={"prompt": "still fine", **SMALL},

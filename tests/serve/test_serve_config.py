@@ -1,18 +1,17 @@
 """Checks of the Serve config and the app's own validation that need no Ray cluster."""
 
 import re
-from pathlib import Path
 
 import pytest
 
+from harness.tools import CHART_DIR
 from ray_platform_sd import config as sdconfig
 from ray_platform_sd.params import MAX_SEED, ParamError, parse_request
 
 pytestmark = pytest.mark.serve
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG_MD = ROOT / "charts" / "ray-platform" / "files" / "serve" / "CONFIG.md"
-APP_DIR = ROOT / "charts" / "ray-platform" / "files" / "serve" / "ray_platform_sd"
+CONFIG_MD = CHART_DIR / "files" / "serve" / "CONFIG.md"
+APP_DIR = CHART_DIR / "files" / "serve" / "ray_platform_sd"
 KNOWN_KEYS = {"APIIngress": sdconfig.INGRESS_CONFIG_KEYS,
               "StableDiffusionModel": sdconfig.MODEL_CONFIG_KEYS}
 PARSERS = {"APIIngress": sdconfig.parse_ingress_config,
@@ -88,9 +87,9 @@ def test_model_replica_can_fill_a_batch(rendered_serve_config):
 
 
 def test_adapt_for_local_changes_only_what_it_says(rendered_serve_config, tmp_path):
-    import serve_local
+    from serving import serve_api
 
-    local = serve_local.adapt_for_local(rendered_serve_config, tmp_path)
+    local = serve_api.adapt_for_local(rendered_serve_config, tmp_path)
     for (_, dep), (_, orig) in zip(_deployments(local), _deployments(rendered_serve_config)):
         assert dep.get("ray_actor_options", {}).get("num_gpus", 0) == 0
         if dep["name"] == "StableDiffusionModel":
@@ -215,8 +214,8 @@ def test_bad_request_names_the_parameter(raw, parameter):
 def test_chart_schema_knows_exactly_the_app_user_config_keys():
     # The chart's values schema closes each deployment's userConfig: it must list the keys the
     # app reads, no more and no fewer, or typos pass / valid keys get refused.
-    import generate_schema
+    from generate import schema
 
-    definitions = generate_schema.load_source()["definitions"]
+    definitions = schema.load_source()["definitions"]
     assert set(definitions["apiIngressUserConfig"]["properties"]) == set(sdconfig.INGRESS_CONFIG_KEYS)
     assert set(definitions["modelUserConfig"]["properties"]) == set(sdconfig.MODEL_CONFIG_KEYS)

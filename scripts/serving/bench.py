@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the Stable Diffusion Serve app with the tiny offline model on a local Ray.
 
 Deploys the chart's rendered Serve config (adapted to the tiny model on CPU) on a
@@ -8,7 +7,7 @@ number of GET /imagine requests to 127.0.0.1 and prints requests/s, p50/p99 late
 the mean batch size the model replica saw. Switching batching is a user_config update
 (reconfigure), as a Helm upgrade of the chart would do it.
 
-    python scripts/bench_serve.py [--concurrency 1 4 8] [--requests 32] [--img-size 64]
+    python -m serving.bench [--concurrency 1 4 8] [--requests 32] [--img-size 64]   # make bench-serve
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serve_local  # noqa: E402
-from harness.serveconfig import render_serve_config  # noqa: E402
+from serving import serve_api
+from serving.local_ray import LocalRay
+from serving.tiny_model import build_tiny_pipeline
 
 
 def percentile(values, q):
@@ -88,22 +87,18 @@ def main(argv=None):
 
     params = {"img_size": args.img_size, "steps": args.steps}
     with tempfile.TemporaryDirectory(prefix="rpsd-bench-") as tmp:
-        model_dir = serve_local.build_tiny_pipeline(Path(tmp) / "tiny-sd")
-        rendered = render_serve_config(Path(v) for v in args.values)
-        base_cfg = serve_local.adapt_for_local(rendered, model_dir)
+        base_cfg = serve_api.chart_config_for_local(args.values, build_tiny_pipeline(Path(tmp) / "tiny-sd"))
         app = base_cfg["applications"][0]
-        model_uc = serve_local.find_deployment(app, serve_local.MODEL_DEPLOYMENT)["user_config"]
+        model_uc = serve_api.find_deployment(app, serve_api.MODEL_DEPLOYMENT)["user_config"]
         on = args.max_batch_size or model_uc.get("max_batch_size", 4)
         rows = []
-        with serve_local.LocalRay(num_cpus=2) as ray:
-            base = ray.http_url + app.get("route_prefix", "/").rstrip("/")
+        with LocalRay(num_cpus=2) as ray:
             for label, mbs in (("on", on), ("off", 1)):
                 cfg = copy.deepcopy(base_cfg)
-                uc = serve_local.find_deployment(cfg["applications"][0],
-                                                 serve_local.MODEL_DEPLOYMENT)["user_config"]
+                uc = serve_api.find_deployment(cfg["applications"][0],
+                                               serve_api.MODEL_DEPLOYMENT)["user_config"]
                 uc["max_batch_size"] = mbs
-                serve_local.deploy_and_wait(ray, cfg, timeout_s=180)
-                serve_local.wait_http_ready(base + "/healthz")
+                base = serve_api.deploy_app(ray, cfg)
                 deadline = time.monotonic() + 60
                 while model_info(base)["config"]["max_batch_size"] != mbs:
                     if time.monotonic() > deadline:

@@ -1,10 +1,11 @@
-#!/usr/bin/env python3
 """Upgrade safety: the stateful and user-facing objects of the previous release.
 
 An upgrade must not rename or drop a RayCluster, RayService, PersistentVolumeClaim, Secret,
 Service or ConfigMap without a note in CHANGELOG.md. The previous release is the newest git tag
 `ray-platform-<version>` (rendered from that tag's chart); until a tag exists, it is the committed
-baseline tests/upgrade/baseline-<version>.yaml, written from the first release with `--write`.
+baseline tests/data/upgrade/baseline-<version>.yaml, written from the first release with `--write`.
+
+    python -m release.upgrade_baseline [--write]
 """
 from __future__ import annotations
 
@@ -19,13 +20,12 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness.render import Renderer, RenderRequest  # noqa: E402
-from harness.scenarios import scenarios  # noqa: E402
-from harness.tools import CHART_DIR, REPO  # noqa: E402
+from harness.render import Renderer, RenderRequest
+from harness.scenarios import scenarios
+from harness.tools import CHART_DIR, REPO, TEST_DATA_DIR
 
 STATEFUL_KINDS = ("RayCluster", "RayService", "PersistentVolumeClaim", "Secret", "Service", "ConfigMap")
-BASELINE_DIR = REPO / "tests" / "upgrade"
+BASELINE_DIR = TEST_DATA_DIR / "upgrade"
 TAG_PREFIX = "ray-platform-"
 
 
@@ -58,17 +58,22 @@ def previous_release() -> tuple[str, dict[str, list[str]]]:
         if not baselines:
             raise FileNotFoundError(f"no release tag and no baseline in {BASELINE_DIR}")
         return baselines[-1].name, yaml.safe_load(baselines[-1].read_text())
-    chart_path = CHART_DIR.relative_to(REPO).as_posix()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", tag, chart_path],
-                             capture_output=True, check=True).stdout
     with tempfile.TemporaryDirectory(prefix="ray-platform-previous-") as workdir:
-        with tarfile.open(fileobj=BytesIO(archive)) as tar:
-            tar.extractall(workdir, filter="data")
-        renderer = Renderer(chart_dir=Path(workdir) / chart_path)
+        renderer = Renderer(chart_dir=chart_of_tag(tag, Path(workdir)))
         try:
             return tag, snapshot(renderer)
         finally:
             renderer.close()
+
+
+def chart_of_tag(tag: str, workdir: Path) -> Path:
+    """The chart as a release tag has it, extracted from git into workdir (the work tree untouched)."""
+    chart_path = CHART_DIR.relative_to(REPO).as_posix()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", tag, chart_path],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(workdir, filter="data")
+    return workdir / chart_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
         path = BASELINE_DIR / f"baseline-{version}.yaml"
         header = (f"# Stateful and user-facing objects of ray-platform {version} per values scenario,\n"
-                  "# written by scripts/upgrade_baseline.py --write at release time; read by tests/test_upgrade_safety.py.\n")
+                  "# written by `python -m release.upgrade_baseline --write` at release time; read by tests/test_upgrade_safety.py.\n")
         path.write_text(header + yaml.safe_dump(current, sort_keys=True))
         print(f"wrote {path}")
     else:

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """`make up` / `make down`: the platform on a local kind cluster, or on the cluster KUBECONFIG names.
 
-    python3 scripts/platform_up.py preflight   # what `make up` checks first (plain python3, fast)
-    .venv/bin/python scripts/platform_up.py up [--timeout SECONDS] [--values FILE ...] [--no-tests]
-    python3 scripts/platform_up.py down
+    python3 -m cluster.platform_up preflight   # what `make up` checks first (plain python3, fast)
+    .venv/bin/python -m cluster.platform_up up [--timeout SECONDS] [--values FILE ...] [--no-tests]
+    python3 -m cluster.platform_up down
 
-up:   create the kind cluster `ray-platform` (pinned kind and node image, scripts/install_kind.py;
+up:   create the kind cluster `ray-platform` (pinned kind and node image, bootstrap/install_kind.py;
       kubeconfig in .tools/kind/kubeconfig, your ~/.kube/config is left alone) unless KUBECONFIG
       names a cluster; build the chart's dependencies (`helm repo add` + `helm dependency build`);
       install the release with values/dev.yaml; wait for the KubeRay operator Deployment, the
@@ -27,19 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
-import install_kind  # noqa: E402  (stdlib only, like this module's top level)
+# Standard library only at the top level, like bootstrap/: `preflight` runs on plain python3.
+from bootstrap import install_kind
+from harness import helm
+from harness.tools import CHART_DIR, NAMESPACE, RELEASE, TOOLS_BIN, TOOLS_DIR, VALUES_DIR, ToolMissing
 
-REPO = SCRIPTS.parent
-CHART_DIR = REPO / "charts" / "ray-platform"
-TOOLS_BIN = REPO / ".tools" / "bin"
-KIND_KUBECONFIG = REPO / ".tools" / "kind" / "kubeconfig"
+KIND_KUBECONFIG = TOOLS_DIR / "kind" / "kubeconfig"
 CLUSTER_NAME = "ray-platform"
-RELEASE = "ray-platform"
-NAMESPACE = "ray-platform"
-DEV_VALUES = REPO / "values" / "dev.yaml"
-KUBERAY_REPO = ("kuberay", "https://ray-project.github.io/kuberay-helm/")
+DEV_VALUES = VALUES_DIR / "dev.yaml"
 OPERATOR_LABEL = "app.kubernetes.io/name=kuberay-operator"
 # The first `make up` pulls the Ray images (~2 GB), and the Stable Diffusion replica installs its
 # Python packages (torch alone is GBs) and downloads its model before the service is ready.
@@ -135,20 +129,22 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def step(run: Run, what: str, cmd: Sequence[str], **kwargs: Any) -> "subprocess.CompletedProcess[str]":
-    """Run one command, its output going to the terminal unless captured; StepFailed on failure."""
-    proc = run(list(cmd), text=True, check=False, **kwargs)
+def checked(what: str, proc: "subprocess.CompletedProcess[str]") -> "subprocess.CompletedProcess[str]":
+    """proc, or StepFailed naming the step and helm's (or the tool's) last line of stderr."""
     if proc.returncode != 0:
         detail = (getattr(proc, "stderr", None) or "").strip().splitlines()
         raise StepFailed(f"{what} failed (exit {proc.returncode}){': ' + detail[-1] if detail else ''}")
     return proc
 
 
-def helm_binary() -> Path:
-    path = TOOLS_BIN / "helm4"
-    if not path.is_file():
-        raise StepFailed(f"helm 4 is not installed at {path}: run `make setup`")
-    return path
+def step(run: Run, what: str, cmd: Sequence[str], **kwargs: Any) -> "subprocess.CompletedProcess[str]":
+    """Run one command, its output going to the terminal unless captured; StepFailed on failure."""
+    return checked(what, run(list(cmd), text=True, check=False, **kwargs))
+
+
+def helm_step(run: Run, what: str, *args: str, capture: bool = False) -> "subprocess.CompletedProcess[str]":
+    """`helm <args>` (helm 4) as one step; its output goes to the terminal unless captured."""
+    return checked(what, helm.run(*args, runner=run, capture_output=capture))
 
 
 def kind_cluster_exists(cluster: Cluster, run: Run) -> bool:
@@ -180,16 +176,15 @@ def delete_kind_cluster(cluster: Cluster, run: Run) -> None:
 
 
 def build_dependencies(run: Run, chart_dir: Path | None = None) -> None:
-    from harness.render import dependency_archive
+    from harness.render import dependency_archive, dependency_build_steps
 
     chart_dir = chart_dir or CHART_DIR
     if dependency_archive(chart_dir) is not None:
         say(f"chart dependencies present ({dependency_archive(chart_dir).name})")
         return
-    helm = str(helm_binary())
     say("building chart dependencies (kuberay-operator)")
-    step(run, "helm repo add", [helm, "repo", "add", *KUBERAY_REPO, "--force-update"])
-    step(run, "helm dependency build", [helm, "dependency", "build", str(chart_dir)])
+    for what, args in dependency_build_steps(chart_dir):
+        helm_step(run, what, *args)
 
 
 def other_operators(cluster: Cluster, release: str = RELEASE, namespace: str = NAMESPACE) -> list[tuple[str, str]]:
@@ -209,27 +204,27 @@ def other_operators(cluster: Cluster, release: str = RELEASE, namespace: str = N
 
 def install_release(cluster: Cluster, run: Run, values: Sequence[Path], set_values: Sequence[str] = (),
                     chart: Path | None = None, release: str = RELEASE, namespace: str = NAMESPACE) -> None:
-    cmd = [str(helm_binary()), "upgrade", "--install", release, str(chart or CHART_DIR), "--namespace", namespace,
-           "--create-namespace", *cluster.kube_args()]
+    args = ["upgrade", "--install", release, str(chart or CHART_DIR), "--namespace", namespace, "--create-namespace",
+            *cluster.kube_args()]
     for path in values:
-        cmd += ["--values", str(path)]
+        args += ["--values", str(path)]
     for assignment in set_values:
-        cmd += ["--set", assignment]
+        args += ["--set", assignment]
     say(f"installing release {release} into namespace {namespace}")
-    step(run, "helm upgrade --install", cmd)
+    helm_step(run, "helm upgrade --install", *args)
 
 
 def release_objects(cluster: Cluster, run: Run, release: str = RELEASE, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     import yaml
 
-    proc = step(run, "helm get manifest", [str(helm_binary()), "get", "manifest", release, "--namespace", namespace,
-                                           *cluster.kube_args()], capture_output=True)
+    proc = helm_step(run, "helm get manifest", "get", "manifest", release, "--namespace", namespace, *cluster.kube_args(),
+                     capture=True)
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 def release_values(cluster: Cluster, run: Run, release: str = RELEASE, namespace: str = NAMESPACE) -> dict[str, Any]:
-    proc = step(run, "helm get values", [str(helm_binary()), "get", "values", release, "--all", "--output", "json",
-                                         "--namespace", namespace, *cluster.kube_args()], capture_output=True)
+    proc = helm_step(run, "helm get values", "get", "values", release, "--all", "--output", "json", "--namespace",
+                     namespace, *cluster.kube_args(), capture=True)
     return json.loads(proc.stdout or "{}")
 
 
@@ -266,8 +261,8 @@ def wait_ready(cluster: Cluster, targets: list[Any], timeout: float, namespace: 
 
 def run_helm_test(cluster: Cluster, run: Run, release: str = RELEASE, namespace: str = NAMESPACE) -> None:
     say("running helm test")
-    step(run, "helm test", [str(helm_binary()), "test", release, "--namespace", namespace, "--timeout",
-                            HELM_TEST_TIMEOUT, "--logs", *cluster.kube_args()])
+    helm_step(run, "helm test", "test", release, "--namespace", namespace, "--timeout", HELM_TEST_TIMEOUT, "--logs",
+              *cluster.kube_args())
 
 
 def access_instructions(cluster: Cluster, objects: list[dict[str, Any]], values: dict[str, Any],
@@ -331,8 +326,7 @@ def down(environ: dict[str, str], run: Run = subprocess.run, which: Callable[[st
     existing = existing_cluster(environ)
     if existing is not None:
         say(f"uninstalling release {RELEASE} from {existing.describe()} (the cluster stays)")
-        step(run, "helm uninstall", [str(helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE,
-                                     "--wait", "--ignore-not-found"])
+        helm_step(run, "helm uninstall", "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--ignore-not-found")
         return f"release {RELEASE} uninstalled"
     kind = TOOLS_BIN / "kind" if (TOOLS_BIN / "kind").is_file() else (Path(which("kind")) if which("kind") else None)
     if kind is None:
@@ -370,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as refused:
         print(refused, file=sys.stderr, flush=True)
         return 1
-    except StepFailed as failed:
+    except (StepFailed, ToolMissing) as failed:
         print(f"make {args.command}: {failed}", file=sys.stderr, flush=True)
         return 1
     return 0

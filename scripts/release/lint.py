@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make lint`: what chart-testing's `ct lint` checks, with the tools available offline.
 
 helm lint (both majors, defaults and every scenario), the version increment against the last
@@ -18,16 +17,13 @@ from packaging.version import Version
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import generate_alert_table  # noqa: E402
-import generate_dashboards  # noqa: E402
-import generate_docs  # noqa: E402
-import generate_schema  # noqa: E402
-import upgrade_baseline  # noqa: E402
-from harness.render import Renderer  # noqa: E402
-from harness.scenarios import scenarios  # noqa: E402
-from harness.tools import CHART_DIR, REPO, helm_binary  # noqa: E402
-from harness.versions import HELM_MAJORS  # noqa: E402
+from generate import generators
+from harness import helm
+from harness.render import Renderer
+from harness.scenarios import scenarios
+from harness.tools import CHART_DIR, REPO
+from harness.versions import HELM_MAJORS
+from release import upgrade_baseline
 
 
 def helm_lint() -> list[str]:
@@ -36,10 +32,10 @@ def helm_lint() -> list[str]:
         failures = []
         for major in HELM_MAJORS:
             for scenario in scenarios():
-                cmd = [str(helm_binary(major)), "lint", "--strict", str(renderer.chart)]
+                args = ["lint", "--strict", str(renderer.chart)]
                 for path in scenario.values_files:
-                    cmd += ["--values", str(path)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                    args += ["--values", str(path)]
+                proc = helm.run(*args, major=major)
                 if proc.returncode != 0:
                     failures.append(f"helm {major} lint {scenario}:\n{proc.stdout}{proc.stderr}")
         return failures
@@ -49,7 +45,7 @@ def helm_lint() -> list[str]:
 
 def yaml_files() -> list[Path]:
     globs = ["charts/ray-platform/*.yaml", "charts/ray-platform/ci/*.yaml", "values/*.yaml",
-             "schemas/*.yaml", "tests/cases/*.yaml", "*.yaml", ".yamllint.yaml"]
+             "schemas/*.yaml", "tests/data/*.yaml", "*.yaml", ".yamllint.yaml"]
     return sorted({path for pattern in globs for path in REPO.glob(pattern)})
 
 
@@ -74,9 +70,7 @@ def chart_yaml_shape() -> list[str]:
 
 
 def generated_files() -> list[str]:
-    generators = {"values.schema.json": generate_schema, "docs/values.md": generate_docs,
-                  "files/dashboards/*.json": generate_dashboards, "README.md alert table": generate_alert_table}
-    return [f"{name} is stale: run `make generate`" for name, generator in generators.items()
+    return [f"{generator.WHAT} is stale: run `make generate`" for generator in generators()
             if generator.main(["--check"]) != 0]
 
 

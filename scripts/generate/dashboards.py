@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Generate the chart's Grafana dashboards (charts/ray-platform/files/dashboards/*.json) from code.
 
-    python3 scripts/generate_dashboards.py           # write the JSON files
-    python3 scripts/generate_dashboards.py --check   # exit 1 when a committed file is stale
+    python -m generate.dashboards           # write the JSON files
+    python -m generate.dashboards --check   # exit 1 when a committed file is stale
 
 Plain Python, no dashboards library: two dashboards do not need one, and the JSON stays stable
 across library releases. Each dashboard has a data source variable and namespace / cluster
@@ -13,15 +12,17 @@ that every metric exists in a real Ray (tests/serve/test_monitoring_metrics.py).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
-TARGET_DIR = REPO / "charts" / "ray-platform" / "files" / "dashboards"
+from generate.generated_file import check_flag
+from harness.tools import CHART_DIR, REPO
+
+WHAT = "files/dashboards/*.json"
+TARGET_DIR = CHART_DIR / "files" / "dashboards"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Every query of both dashboards carries these matchers.
@@ -66,6 +67,12 @@ class Row:
 def histogram_quantile(q: float, metric: str, matchers: str, by: str = "") -> str:
     group = f"{by}, le" if by else "le"
     return f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{{{matchers}}}[{RATE}])))"
+
+
+def deployment_percentiles(metric: str) -> list[Query]:
+    """p50 and p99 of a Serve histogram, one series per deployment."""
+    return [Query(histogram_quantile(q, metric, DEPLOYMENT, "deployment"), f"{{{{deployment}}}} p{int(q * 100)}")
+            for q in (0.5, 0.99)]
 
 
 # --------------------------------------------------------------------------- JSON building
@@ -326,8 +333,7 @@ def serve_dashboard() -> dict[str, Any]:
                   [Query(histogram_quantile(q, "ray_serve_http_request_latency_ms", APP), f"p{int(q * 100)}")
                    for q in (0.5, 0.9, 0.99)], unit="ms", minimum=0),
             Panel("Processing latency by deployment", "p50 and p99 of the time replicas of each deployment spend on a request.",
-                  [Query(histogram_quantile(q, "ray_serve_deployment_processing_latency_ms", DEPLOYMENT, "deployment"),
-                         f"{{{{deployment}}}} p{int(q * 100)}") for q in (0.5, 0.99)], unit="ms", minimum=0),
+                  deployment_percentiles("ray_serve_deployment_processing_latency_ms"), unit="ms", minimum=0),
         ]),
         Row("Replicas", [
             Panel("Healthy replicas by deployment", "Replicas passing health checks, and Serve's autoscaling target.",
@@ -342,8 +348,7 @@ def serve_dashboard() -> dict[str, Any]:
                   [Query(f"sum by (deployment, replica) (ray_serve_replica_processing_queries{{{DEPLOYMENT}}})", "{{deployment}} {{replica}}")],
                   minimum=0),
             Panel("Replica start time", "p50 and p99 of the time a replica takes to start (model loading included).",
-                  [Query(histogram_quantile(q, "ray_serve_replica_startup_latency_ms", DEPLOYMENT, "deployment"),
-                         f"{{{{deployment}}}} p{int(q * 100)}") for q in (0.5, 0.99)], unit="ms", minimum=0),
+                  deployment_percentiles("ray_serve_replica_startup_latency_ms"), unit="ms", minimum=0),
         ]),
         Row("Queues and batching", [
             Panel("Queued requests by deployment", "Requests waiting in handles for a replica, and requests open at the proxies.",
@@ -388,12 +393,9 @@ def expected_files() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if a committed dashboard is stale")
-    args = parser.parse_args(argv)
     wanted = expected_files()
     present = set(TARGET_DIR.glob("*.json"))
-    if args.check:
+    if check_flag(__doc__.splitlines()[0], argv):
         stale = [path.name for path, text in wanted.items() if not path.exists() or path.read_text() != text]
         stray = [path.name for path in present - set(wanted)]
         if stale or stray:
