@@ -1,0 +1,213 @@
+"""Build the Go-pinned tools into .tools/bin (`make tools`). Standard library only.
+
+    python3 -m bootstrap.go_tools [--only NAME ...] [--list]
+
+Every tool is a main package of a module pinned by a committed go.mod/go.sum:
+- tools/go.mod: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl
+  (k8s.io/kubernetes), etcd, kwok and kwokctl, helm 4 and helm 3, chart-testing's ct;
+- tools/kuberay-operator/go.mod: the KubeRay operator, in a module of its own so that it keeps
+  the k8s.io and controller-runtime releases its own go.mod names.
+
+Idempotent: a tool is rebuilt only when its binary is missing or its module files or build flags
+changed (a stamp beside the binaries records them); a rebuild reuses Go's build cache. Version
+strings are set with -ldflags the way each project's own release build sets them, so that
+`kube-apiserver --version`, `helm version` and the API server's discovery answer report the
+pinned release (helm's kubeVersion checks need a parseable server version).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS_DIR = REPO / "tools"
+OPERATOR_DIR = TOOLS_DIR / "kuberay-operator"
+BIN = REPO / ".tools" / "bin"
+STAMP = BIN / ".go-tools.json"
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str          # binary name in .tools/bin
+    module_dir: Path   # the go.mod that pins it
+    package: str       # its main package
+    ldflags: tuple[str, ...] = ()
+
+
+def module_versions(module_dir: Path) -> dict[str, str]:
+    """Module path -> version from the require lines of module_dir/go.mod."""
+    versions: dict[str, str] = {}
+    in_require = False
+    for raw in (module_dir / "go.mod").read_text().splitlines():
+        line = raw.split("//")[0].strip()
+        if line.startswith("require ("):
+            in_require = True
+            continue
+        if in_require and line == ")":
+            in_require = False
+            continue
+        parts = line.removeprefix("require ").split()
+        if (in_require or raw.startswith("require ")) and len(parts) == 2:
+            versions[parts[0]] = parts[1]
+    return versions
+
+
+def kubernetes_version_flags(version: str) -> tuple[str, ...]:
+    """What kubernetes' hack/lib/version.sh sets, for the component-base and client-go copies."""
+    match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", version)
+    if not match:
+        raise SystemExit(f"k8s.io/kubernetes version {version!r} in tools/go.mod is not vX.Y.Z")
+    major, minor = match.groups()
+    flags = []
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.gitVersion={version}", f"-X {package}.gitMajor={major}",
+                  f"-X {package}.gitMinor={minor}", f"-X {package}.gitTreeState=clean"]
+    return tuple(flags)
+
+
+def helm_flags(major: int, version: str, client_go: str) -> tuple[str, ...]:
+    """What helm's Makefile sets: the version, a clean tree, and (Helm 3) the default
+    Kubernetes version of `helm template`, derived from the client-go it is built with."""
+    base = f"helm.sh/helm/v{major}"
+    flags = [f"-X {base}/internal/version.version={version}",
+             f"-X {base}/internal/version.metadata=",
+             f"-X {base}/internal/version.gitTreeState=clean"]
+    if major == 3:
+        k8s_major, k8s_minor = "1", client_go.removeprefix("v0.").split(".")[0]
+        for package in (f"{base}/pkg/chartutil", f"{base}/pkg/lint/rules"):
+            flags += [f"-X {package}.k8sVersionMajor={k8s_major}",
+                      f"-X {package}.k8sVersionMinor={k8s_minor}"]
+    return tuple(flags)
+
+
+def replaced_version(module_dir: Path, module: str) -> str:
+    """The version a replace line of module_dir/go.mod pins `module` to."""
+    pattern = re.compile(rf"^\s*{re.escape(module)}\s*=>\s*{re.escape(module)}\s+(\S+)", re.M)
+    match = pattern.search((module_dir / "go.mod").read_text())
+    if not match:
+        raise SystemExit(f"no replace line for {module} in {module_dir / 'go.mod'}")
+    return match.group(1)
+
+
+def all_tools() -> list[Tool]:
+    pins = module_versions(TOOLS_DIR)
+    kube = kubernetes_version_flags(pins["k8s.io/kubernetes"])
+    client_go = replaced_version(TOOLS_DIR, "k8s.io/client-go")
+    tools = [Tool(name, TOOLS_DIR, f"k8s.io/kubernetes/cmd/{name}", kube)
+             for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")]
+    kwok = (f"-X sigs.k8s.io/kwok/pkg/consts.Version={pins['sigs.k8s.io/kwok']}",)
+    tools += [
+        Tool("etcd", TOOLS_DIR, "go.etcd.io/etcd/server/v3"),
+        Tool("kwok", TOOLS_DIR, "sigs.k8s.io/kwok/cmd/kwok", kwok),
+        Tool("kwokctl", TOOLS_DIR, "sigs.k8s.io/kwok/cmd/kwokctl", kwok),
+        Tool("helm4", TOOLS_DIR, "helm.sh/helm/v4/cmd/helm",
+             helm_flags(4, pins["helm.sh/helm/v4"], client_go)),
+        Tool("helm3", TOOLS_DIR, "helm.sh/helm/v3/cmd/helm",
+             helm_flags(3, pins["helm.sh/helm/v3"], client_go)),
+        Tool("ct", TOOLS_DIR, "github.com/helm/chart-testing/v3/ct",
+             (f"-X github.com/helm/chart-testing/v3/ct/cmd.Version="
+              f"{pins['github.com/helm/chart-testing/v3']}",)),
+        Tool("kuberay-operator", OPERATOR_DIR, "github.com/ray-project/kuberay/ray-operator"),
+    ]
+    return tools
+
+
+def fingerprint(tool: Tool) -> str:
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((tool.module_dir / name).read_bytes())
+    digest.update(" ".join((tool.package, *tool.ldflags)).encode())
+    return digest.hexdigest()
+
+
+def binary_identity(path: Path) -> str:
+    """Size and mtime of a built binary: a binary replaced by anything else gets rebuilt."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def up_to_date(tool: Tool, stamp: dict[str, dict[str, str]]) -> bool:
+    path = BIN / tool.name
+    recorded = stamp.get(tool.name)
+    return (isinstance(recorded, dict) and path.is_file() and recorded.get("inputs") == fingerprint(tool)
+            and recorded.get("binary") == binary_identity(path))
+
+
+def go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The machine's own Go: never let a toolchain line trigger a download.
+    env.setdefault("GOTOOLCHAIN", "local")
+    # Static binaries like the upstream release builds; no C toolchain needed.
+    env["CGO_ENABLED"] = "0"
+    # go.mod and go.sum are committed and complete: a build must not rewrite them.
+    env["GOFLAGS"] = " ".join(flag for flag in env.get("GOFLAGS", "").split()
+                              if not flag.startswith("-mod=")) + " -mod=readonly"
+    return env
+
+
+def build(tool: Tool, env: dict[str, str]) -> float:
+    started = time.monotonic()
+    output = BIN / tool.name
+    command = ["go", "build", "-trimpath", "-ldflags", " ".join(tool.ldflags),
+               "-o", str(output), tool.package]
+    result = subprocess.run(command, cwd=tool.module_dir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"building {tool.name} from {tool.package} failed:\n{result.stdout}")
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="build only these tools (repeatable)")
+    parser.add_argument("--list", action="store_true", help="print the tools and exit")
+    args = parser.parse_args(argv)
+    tools = all_tools()
+    if args.list:
+        for tool in tools:
+            print(f"{tool.name}\t{tool.package}\t{tool.module_dir.relative_to(REPO)}")
+        return 0
+    unknown = set(args.only) - {tool.name for tool in tools}
+    if unknown:
+        parser.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if shutil.which("go") is None:
+        raise SystemExit("make tools needs Go (1.26 or newer) on PATH to build the pinned tools "
+                         "in tools/go.mod; install Go, then run make tools again")
+    selected = [tool for tool in tools if not args.only or tool.name in args.only]
+    BIN.mkdir(parents=True, exist_ok=True)
+    stamp = json.loads(STAMP.read_text()) if STAMP.is_file() else {}
+    env = go_env()
+    started = time.monotonic()
+    built = []
+    for tool in selected:
+        if up_to_date(tool, stamp):
+            continue
+        print(f"go tools: building {tool.name} ({tool.package}) ...", file=sys.stderr, flush=True)
+        seconds = build(tool, env)
+        print(f"go tools: {tool.name} built in {seconds:.0f} s", file=sys.stderr, flush=True)
+        stamp[tool.name] = {"inputs": fingerprint(tool),
+                            "binary": binary_identity(BIN / tool.name)}
+        STAMP.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        built.append(tool.name)
+    total = time.monotonic() - started
+    if built:
+        print(f"go tools: built {len(built)} of {len(selected)} in {total:.0f} s "
+              f"into {BIN.relative_to(REPO)}", file=sys.stderr)
+    else:
+        print(f"go tools: all {len(selected)} up to date in {BIN.relative_to(REPO)}",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

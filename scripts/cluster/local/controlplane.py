@@ -1,0 +1,122 @@
+"""The control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kwok
+controller, started and stopped by kwokctl's `binary` runtime from the binaries `make tools`
+builds (.tools/bin). kwokctl writes the certificates, the kubeconfig and kwok's default stages
+(which make scheduled pods Running/Ready); we only pick the binaries and keep every address on
+loopback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.tools import REPO, TOOLS_BIN, ToolMissing
+
+DEFAULT_STATE_DIR = REPO / ".tools" / "local"
+DEFAULT_NAME = "ray-platform"
+# Default pod IPs for a node without spec.podCIDR; every simulated node gets its own range
+# (fleet.py). Both inside 127.0.0.0/8: nothing ever sends traffic to a pod IP off loopback.
+DEFAULT_POD_CIDR = "127.64.0.0/16"
+NODE_IP = "127.0.0.1"
+
+BINARIES = ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager",
+            "kube-scheduler", "kubectl")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one local cluster keeps its state. Everything lives under state_dir, so `down`
+    removes it all; two clusters with different names and folders can run side by side."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    name: str = DEFAULT_NAME
+    bin_dir: Path = TOOLS_BIN
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.state_dir / "kwok"
+
+    @property
+    def kwokctl_config(self) -> Path:
+        return self.state_dir / "kwokctl.yaml"
+
+    def binary(self, name: str) -> Path:
+        path = self.bin_dir / name
+        if not path.is_file():
+            raise ToolMissing(f"{name} is not built at {path}: run `make tools` "
+                              "(builds the pinned control plane from tools/go.mod)")
+        return path
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(self.kwok_workdir)
+        env.pop("KUBECONFIG", None)
+        return env
+
+
+def kwokctl_configuration(layout: Layout) -> list[dict]:
+    """kwokctl's configuration: binary runtime, our binaries, loopback, authorization and the
+    default admission plugins on (Pod Security among them)."""
+    options = {
+        "runtime": "binary",
+        "bindAddress": "127.0.0.1",
+        "securePort": True,
+        "kubeAuthorization": True,
+        "kubeAdmission": True,
+        "etcdBinary": str(layout.binary("etcd")),
+        "kubeApiserverBinary": str(layout.binary("kube-apiserver")),
+        "kubeControllerManagerBinary": str(layout.binary("kube-controller-manager")),
+        "kubeSchedulerBinary": str(layout.binary("kube-scheduler")),
+        "kwokControllerBinary": str(layout.binary("kwok")),
+        "kubectlBinary": str(layout.binary("kubectl")),
+        "cacheDir": str(layout.kwok_workdir / "cache"),
+    }
+    patches = [
+        # kwokctl leaves the simulated nodes' IP empty; a loopback address keeps node IPs (and
+        # hostNetwork pod IPs) on 127.0.0.0/8.
+        {"name": "kwok-controller", "extraArgs": [
+            {"key": "node-ip", "value": NODE_IP, "override": True},
+            {"key": "cidr", "value": DEFAULT_POD_CIDR},
+        ]},
+    ]
+    return [
+        {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
+         "options": options, "componentsPatches": patches},
+    ]
+
+
+def kwokctl(layout: Layout, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(layout.binary("kwokctl")), *args, "--name", layout.name],
+                            env=layout.env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"kwokctl {' '.join(args)} failed:\n{result.stdout}")
+    return result
+
+
+def exists(layout: Layout) -> bool:
+    return (layout.kwok_workdir / "clusters" / layout.name).is_dir()
+
+
+def create(layout: Layout, timeout: str = "180s") -> None:
+    """Start the control plane and write layout.kubeconfig; waits until the API answers."""
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    # YAML is a superset of JSON: kwokctl reads a JSON document as its configuration.
+    layout.kwokctl_config.write_text(
+        "\n---\n".join(json.dumps(doc, indent=2) for doc in kwokctl_configuration(layout)))
+    kwokctl(layout, "create", "cluster", "--config", str(layout.kwokctl_config),
+            "--kubeconfig", str(layout.kubeconfig), "--timeout", timeout, "--wait", timeout)
+
+
+def delete(layout: Layout) -> None:
+    """Stop every control-plane process kwokctl started and remove the cluster's state."""
+    if exists(layout):
+        kwokctl(layout, "delete", "cluster", "--kubeconfig", str(layout.kubeconfig), check=False)
+    shutil.rmtree(layout.kwok_workdir, ignore_errors=True)

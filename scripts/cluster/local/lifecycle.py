@@ -1,0 +1,61 @@
+"""Bring the whole local cluster up or down: control plane, simulated fleet, KubeRay operator."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Callable
+
+from cluster.local import controlplane, fleet, operator
+from cluster.local.controlplane import Layout
+from cluster.local.kubectl import Kubectl
+
+Say = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def kubectl_for(layout: Layout) -> Kubectl:
+    return Kubectl(layout.binary("kubectl"), layout.kubeconfig)
+
+
+def wait_nodes_ready(kubectl: Kubectl, names: list[str], timeout: float = 90) -> None:
+    kubectl.run("wait", "--for=condition=Ready", f"--timeout={int(timeout)}s",
+                *[f"node/{name}" for name in names], timeout=timeout + 30)
+
+
+def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say) -> Kubectl:
+    """Idempotent: a running cluster is reused, a missing operator process restarted."""
+    started = time.monotonic()
+    if controlplane.exists(layout):
+        say(f"local cluster: reusing {layout.name} ({layout.state_dir})")
+    else:
+        say("local cluster: starting etcd, kube-apiserver, kube-controller-manager, "
+            "kube-scheduler and kwok (host processes, loopback only) ...")
+        controlplane.create(layout)
+    kubectl = kubectl_for(layout)
+    objects = fleet.all_objects(simulated)
+    kubectl.apply(objects)
+    names = [obj["metadata"]["name"] for obj in objects if obj["kind"] == "Node"]
+    wait_nodes_ready(kubectl, names)
+    say(f"local cluster: {len(names)} simulated nodes Ready "
+        f"({', '.join(f'{p.count} {p.name}' for p in simulated.pools)}), "
+        f"{simulated.volumes} volumes of StorageClass {fleet.STORAGE_CLASS}")
+    operator.install(layout, kubectl)
+    operator.start(layout, kubectl)
+    say(f"local cluster: KubeRay operator {operator.module_version()} running as a host process "
+        f"(ServiceAccount {operator.NAMESPACE}/{operator.SERVICE_ACCOUNT}); "
+        f"up in {time.monotonic() - started:.0f} s")
+    return kubectl
+
+
+def down(layout: Layout, say: Say = _say) -> None:
+    stopped = operator.stop(layout)
+    had_cluster = controlplane.exists(layout)
+    controlplane.delete(layout)
+    shutil.rmtree(layout.state_dir, ignore_errors=True)
+    say(f"local cluster: {'stopped the operator, ' if stopped else ''}"
+        f"{'deleted' if had_cluster else 'no'} cluster {layout.name}; "
+        f"removed {layout.state_dir}")

@@ -1,0 +1,201 @@
+"""The KubeRay operator as a host process, with the CRDs and the RBAC of its own module.
+
+The operator authenticates as ServiceAccount kuberay-system/kuberay-operator, bound to the
+ClusterRole the operator ships (config/rbac/role.yaml of the pinned module), not as an admin.
+It runs with --use-kubernetes-proxy: its HTTP calls to Ray (dashboard, Serve proxies) go to the
+API server's service and pod proxies, never to a cluster DNS name that this machine's resolver
+would be asked about. The API server refuses to proxy to loopback pod IPs, so on simulated
+nodes those calls fail inside the API server and never leave 127.0.0.0/8.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster.local import processes
+from cluster.local.controlplane import Layout
+from cluster.local.kubectl import Kubectl
+from harness.tools import REPO
+
+OPERATOR_MODULE = "github.com/ray-project/kuberay/ray-operator"
+OPERATOR_TOOLS_DIR = REPO / "tools" / "kuberay-operator"
+NAMESPACE = "kuberay-system"
+SERVICE_ACCOUNT = "kuberay-operator"
+TOKEN_SECRET = "kuberay-operator-token"
+
+
+def module_dir() -> Path:
+    """The operator module's source folder in Go's module cache (where `make tools` built it)."""
+    result = subprocess.run(["go", "list", "-m", "-f", "{{.Dir}}", OPERATOR_MODULE],
+                            cwd=OPERATOR_TOOLS_DIR, text=True, capture_output=True)
+    path = Path(result.stdout.strip())
+    if result.returncode != 0 or not path.is_dir():
+        raise RuntimeError(f"the {OPERATOR_MODULE} module is not in Go's module cache "
+                           f"({result.stderr.strip()}): run `make tools`")
+    return path
+
+
+def module_version() -> str:
+    for line in (OPERATOR_TOOLS_DIR / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == OPERATOR_MODULE:
+            return parts[1]
+    raise RuntimeError(f"{OPERATOR_MODULE} is not required in {OPERATOR_TOOLS_DIR / 'go.mod'}")
+
+
+def crd_files(source: Path | None = None) -> list[Path]:
+    return sorted(((source or module_dir()) / "config" / "crd" / "bases").glob("*.yaml"))
+
+
+def cluster_role(source: Path | None = None) -> dict[str, Any]:
+    documents = yaml.safe_load_all(((source or module_dir()) / "config" / "rbac" / "role.yaml")
+                                   .read_text())
+    roles = [doc for doc in documents if doc and doc.get("kind") == "ClusterRole"]
+    if len(roles) != 1:
+        raise RuntimeError("expected one ClusterRole in the operator's config/rbac/role.yaml")
+    return roles[0]
+
+
+def identity_objects(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """Namespace, ServiceAccount with a token Secret, and the binding to the shipped role."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+         "metadata": {"name": TOKEN_SECRET, "namespace": NAMESPACE,
+                      "annotations": {"kubernetes.io/service-account.name": SERVICE_ACCOUNT}}},
+        role,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": SERVICE_ACCOUNT},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": role["metadata"]["name"]},
+         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
+                       "namespace": NAMESPACE}]},
+    ]
+
+
+def service_account_token(kubectl: Kubectl, timeout: float = 60) -> str:
+    """The token the controller-manager writes into the ServiceAccount's token Secret."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        secret = kubectl.get("secret", TOKEN_SECRET, "-n", NAMESPACE)
+        token = (secret.get("data") or {}).get("token")
+        if token:
+            return base64.b64decode(token).decode()
+        time.sleep(0.5)
+    raise RuntimeError(f"no token in Secret {NAMESPACE}/{TOKEN_SECRET} after {timeout:.0f} s: "
+                       "is kube-controller-manager running?")
+
+
+def operator_kubeconfig(admin_kubeconfig: Path, token: str) -> dict[str, Any]:
+    """The admin kubeconfig's server and CA, with the operator's ServiceAccount token."""
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": "kuberay-operator",
+        "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "kuberay-operator",
+                      "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class OperatorFiles:
+    layout: Layout
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.layout.state_dir / "operator" / "kubeconfig"
+
+    @property
+    def pid(self) -> Path:
+        return self.layout.state_dir / "operator" / "pid"
+
+    @property
+    def log(self) -> Path:
+        return self.layout.state_dir / "operator" / "operator.log"
+
+    @property
+    def ports(self) -> Path:
+        return self.layout.state_dir / "operator" / "ports.json"
+
+
+def install(layout: Layout, kubectl: Kubectl) -> None:
+    """CRDs and RBAC of the pinned operator module."""
+    source = module_dir()
+    kubectl.apply_files(crd_files(source))
+    names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in crd_files(source)]
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s",
+                *[f"crd/{name}" for name in names])
+    kubectl.apply(identity_objects(cluster_role(source)))
+
+
+def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
+          timeout: float = 60) -> None:
+    files = OperatorFiles(layout)
+    if processes.running(files.pid):
+        return
+    files.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    files.kubeconfig.write_text(json.dumps(
+        operator_kubeconfig(layout.kubeconfig, service_account_token(kubectl)), indent=2))
+    files.kubeconfig.chmod(0o600)
+    metrics, health = free_port(), free_port()
+    files.ports.write_text(json.dumps({"metrics": metrics, "health": health}))
+    argv = [
+        str(layout.binary("kuberay-operator")),
+        f"--kubeconfig={files.kubeconfig}",
+        "--use-kubernetes-proxy",
+        "--enable-leader-election=false",
+        f"--metrics-addr=127.0.0.1:{metrics}",
+        f"--health-probe-bind-address=127.0.0.1:{health}",
+        f"--reconcile-concurrency={reconcile_concurrency}",
+        "--log-stdout-encoder=console",
+    ]
+    env = layout.env()
+    processes.start(argv, files.pid, files.log, env)
+    wait_healthy(files, health, timeout)
+
+
+def wait_healthy(files: OperatorFiles, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not processes.running(files.pid):
+            raise RuntimeError(f"the KubeRay operator exited; its log:\n{tail(files.log)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the KubeRay operator was not ready after {timeout:.0f} s; its log:\n"
+                       f"{tail(files.log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop(layout: Layout) -> bool:
+    return processes.stop(OperatorFiles(layout).pid)
