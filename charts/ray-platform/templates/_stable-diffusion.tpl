@@ -26,7 +26,14 @@ call with: include "ray-platform.stable-diffusion.modelUserConfig" .
 */}}
 {{- define "ray-platform.stable-diffusion.modelUserConfig" -}}
 {{- $sd := .Values.stableDiffusion }}
-{{- $config := deepCopy $sd.model.userConfig }}
+{{- /* Keys left null are dropped (the app's default applies): Helm 4.3 drops null defaults of
+values.yaml before templates run and Helm 3 keeps them, so both majors render the same. */}}
+{{- $config := dict }}
+{{- range $key, $value := deepCopy $sd.model.userConfig }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $config $key $value }}
+{{- end }}
+{{- end }}
 {{- $weights := $sd.weights }}
 {{- if eq $weights.source "cache" }}
 {{- $_ := set $config "cache_dir" $weights.cache.mountPath }}
