@@ -1,12 +1,11 @@
 """`make up` / `make down` (cluster.platform_up) and the kind bootstrap (bootstrap.install_kind),
 without Docker: the one-sentence refusals, the order and arguments of every step on a recorded
-command runner, and kind's download verification on fake downloads."""
+command runner, and which kind binary and node image are used."""
 from __future__ import annotations
 
 import re
 import subprocess
 import time
-import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,8 @@ class FakeRun:
 
 
 def no_kind() -> Path:
-    raise install_kind.KindUnavailable("kind's GitHub release is unreachable (https://example)")
+    raise install_kind.KindUnavailable("kind v0.33.0 is not built yet (.tools/bin/kind is missing): run `make tools` "
+                                       "to build it from tools/go.mod")
 
 
 # --- preflight: fail fast, in one sentence ----------------------------------------------------------
@@ -70,7 +70,8 @@ def test_docker_engine_without_kind() -> None:
     with pytest.raises(platform_up.Refused) as refused:
         platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run, get_kind=no_kind)
     message = str(refused.value)
-    assert message.startswith("make up needs kind v0.31.0") and "unreachable" in message and one_sentence(message)
+    assert message.startswith(f"make up needs kind {install_kind.KIND_VERSION}") and "make tools" in message
+    assert one_sentence(message)
 
 
 def test_docker_and_kind_give_a_kind_cluster(tmp_path: Path) -> None:
@@ -246,81 +247,76 @@ def test_down_deletes_the_kind_cluster(monkeypatch, tmp_path: Path) -> None:
     assert str(refused.value).startswith("make down needs a running Docker engine")
 
 
-# --- kind: pinned, verified ------------------------------------------------------------------------
+# --- kind: built by make tools, version-checked -----------------------------------------------------
 
-def fake_release(binary: bytes, published: str | None = None, fail: Exception | None = None):
-    def fetch(url: str, dest: Path, timeout: float) -> None:
-        if fail is not None:
-            raise fail
-        if url.endswith(".sha256sum"):
-            digest = published if published is not None else __import__("hashlib").sha256(binary).hexdigest()
-            dest.write_text(f"{digest}  kind-linux-amd64\n")
-        else:
-            dest.write_bytes(binary)
-    return fetch
+def fake_kind(folder: Path, version: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = folder / "kind"
+    binary.write_text(f"#!/bin/sh\necho kind {version} go1.26.8 linux/amd64\n")
+    binary.chmod(0o755)
+    return binary
 
 
-def test_kind_release_is_checked_against_its_sha256sum_and_the_pin(tmp_path: Path) -> None:
-    import hashlib
-
-    good = b"kind binary"
-    pin = install_kind.KindPin(binary_sha256={"linux-amd64": hashlib.sha256(good).hexdigest()})
-    path = install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good))
-    assert path.read_bytes() == good
-    with pytest.raises(install_kind.KindUnavailable, match="does not match its published .sha256sum"):
-        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good, published="0" * 64))
-    with pytest.raises(install_kind.KindUnavailable, match="the pin is"):
-        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(b"tampered"))
-    # No pin for this platform: the published checksum is the check.
-    assert install_kind.from_release(pin, "darwin-arm64", tmp_path, fetch=fake_release(b"mac"))
-    with pytest.raises(install_kind.KindUnavailable, match="unreachable"):
-        install_kind.from_release(pin, "linux-amd64", tmp_path, fetch=fake_release(good, fail=urllib.error.URLError("dns")))
+def test_kind_is_the_one_make_tools_built(tmp_path: Path) -> None:
+    built = fake_kind(tmp_path / "bin", install_kind.KIND_VERSION)
+    fake_kind(tmp_path / "path", install_kind.KIND_VERSION)
+    assert install_kind.install(tmp_path / "bin", search_path=str(tmp_path / "path")) == built
 
 
-def test_kind_install_places_a_verified_binary_once(tmp_path: Path) -> None:
-    import hashlib
-
-    good = b"#!/bin/sh\necho kind v0.31.0\n"
-    pin = install_kind.KindPin(binary_sha256={"linux-amd64": hashlib.sha256(good).hexdigest()})
-    calls = []
-
-    def source(pin_, plat, scratch):
-        calls.append(plat)
-        (scratch / "kind").write_bytes(good)
-        return scratch / "kind"
-
-    target = install_kind.install(tmp_path / "bin", pin, "linux-amd64", sources=(source,))
-    assert target.read_bytes() == good and target.stat().st_mode & 0o111
-    assert install_kind.install(tmp_path / "bin", pin, "linux-amd64", sources=(source,)) == target
-    assert calls == ["linux-amd64"]  # the second call found it verified in place
+def test_a_built_kind_of_another_release_is_refused(tmp_path: Path) -> None:
+    fake_kind(tmp_path / "bin", "v0.31.0")
+    with pytest.raises(install_kind.KindUnavailable) as refused:
+        install_kind.install(tmp_path / "bin", search_path=str(tmp_path / "nothing"))
+    assert "reports v0.31.0 instead of kind v0.33.0" in str(refused.value)
+    assert "run `make tools`" in str(refused.value) and one_sentence(f"{refused.value}.")
 
 
-def test_kind_install_failure_lists_every_source(tmp_path: Path) -> None:
-    def offline(*_):
-        raise install_kind.KindUnavailable("kind's GitHub release is unreachable (x)")
-
-    def not_on_path(*_):
-        raise install_kind.KindUnavailable("no kind on PATH")
-
-    with pytest.raises(install_kind.KindUnavailable) as error:
-        install_kind.install(tmp_path, plat="linux-amd64", sources=(not_on_path, offline))
-    assert str(error.value) == ("cannot install kind v0.31.0 for linux-amd64: no kind on PATH; "
-                                "kind's GitHub release is unreachable (x)")
+def test_without_a_built_kind_one_on_path_of_the_pinned_release_serves(tmp_path: Path) -> None:
+    on_path = fake_kind(tmp_path / "path", install_kind.KIND_VERSION)
+    assert install_kind.install(tmp_path / "bin", search_path=str(tmp_path / "path")) == on_path
+    fake_kind(tmp_path / "path", "v0.20.0")
+    with pytest.raises(install_kind.KindUnavailable) as refused:
+        install_kind.install(tmp_path / "bin", search_path=str(tmp_path / "path"))
+    assert str(refused.value) == (f"kind v0.33.0 is not built yet ({tmp_path / 'bin' / 'kind'} is missing): "
+                                  "run `make tools` to build it from tools/go.mod")
 
 
-def test_kind_on_path_must_be_the_pinned_release(tmp_path: Path) -> None:
-    fake = tmp_path / "kind"
-    fake.write_text("#!/bin/sh\necho kind v0.20.0 go1.20 linux/amd64\n")
-    fake.chmod(0o755)
-    with pytest.raises(install_kind.KindUnavailable, match="kind on PATH is v0.20.0"):
-        install_kind.from_path(install_kind.PIN, "linux-amd64", tmp_path, search_path=str(tmp_path))
-    fake.write_text("#!/bin/sh\necho kind v0.31.0 go1.25 linux/amd64\n")
-    with pytest.raises(install_kind.KindUnavailable, match="does not match the pinned sha256"):
-        install_kind.from_path(install_kind.PIN, "linux-amd64", tmp_path, search_path=str(tmp_path))
+def test_kind_unavailable_reads_as_one_sentence_in_make_ups_refusal(tmp_path: Path) -> None:
+    with pytest.raises(install_kind.KindUnavailable) as unavailable:
+        install_kind.install(tmp_path, search_path=str(tmp_path))
+    sentence = platform_up.NO_KIND.format(version=install_kind.KIND_VERSION, reason=unavailable.value)
+    assert one_sentence(sentence) and "make tools" in sentence
+
+
+def test_kind_pin_is_the_one_tools_go_mod_builds() -> None:
+    from bootstrap import go_tools
+
+    assert go_tools.module_versions(go_tools.TOOLS_DIR)["sigs.k8s.io/kind"] == install_kind.KIND_VERSION
+    assert "kind" in {tool.name for tool in go_tools.all_tools()}
+
+
+@pytest.mark.skipif(not (install_kind.TOOLS_BIN / "kind").is_file(), reason="kind is not built here: run make tools")
+def test_the_built_kind_reports_the_pinned_release() -> None:
+    assert install_kind.kind_version(install_kind.TOOLS_BIN / "kind") == install_kind.KIND_VERSION
+    assert install_kind.main([]) == 0
 
 
 def test_node_image_is_pinned_by_digest_to_a_validated_kubernetes() -> None:
     match = re.fullmatch(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", install_kind.KIND_NODE_IMAGE)
     assert match, install_kind.KIND_NODE_IMAGE
     assert match.group(1) in SUPPORTED_KUBE_MINORS
-    assert re.fullmatch(r"[0-9a-f]{64}", install_kind.PIN.binary_sha256["linux-amd64"])
+
+
+def kind_module_dir() -> Path | None:
+    try:
+        cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    folder = Path(cache) / f"sigs.k8s.io/kind@{install_kind.KIND_VERSION}"
+    return folder if folder.is_dir() else None
+
+
+@pytest.mark.skipif(kind_module_dir() is None, reason="kind's Go module is not in the module cache: run make tools")
+def test_node_image_is_the_default_compiled_into_the_pinned_kind() -> None:
+    source = (kind_module_dir() / "pkg" / "apis" / "config" / "defaults" / "image.go").read_text()
+    assert f'const Image = "{install_kind.KIND_NODE_IMAGE}"' in source
