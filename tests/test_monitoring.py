@@ -19,6 +19,7 @@ from harness import monitoring
 from harness.render import Renderer, RenderRequest, dependency_archive, of_kind
 from harness.scenarios import Scenario, scenarios
 from harness.tools import CHART_DIR, NAMESPACE, RELEASE, REPO, TEST_DATA_DIR
+from harness.values import merged_values
 
 API = ("monitoring.coreos.com/v1",)
 MONITORING_KINDS = ("PodMonitor", "ServiceMonitor", "PrometheusRule")
@@ -29,8 +30,6 @@ DEFAULTS = Scenario("defaults", ())
 # DefaultHeadPodTemplate) adds only a port named `metrics` (8080), and only when none is declared.
 HEAD_METRICS_PORTS = {"metrics": 8080, "as-metrics": 44217, "dash-metrics": 44227}
 
-CHART_VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-
 
 @pytest.fixture
 def promtool_required() -> None:
@@ -38,18 +37,6 @@ def promtool_required() -> None:
     outcome = monitoring.promtool_missing_outcome()
     if outcome is not None:
         (pytest.fail if outcome[0] == "fail" else pytest.skip)(outcome[1])
-
-
-def values_of(scenario: Scenario) -> dict[str, Any]:
-    """The scenario's values files merged over the chart defaults (maps merge, lists replace)."""
-    def merge(base: Any, over: Any) -> Any:
-        if isinstance(base, dict) and isinstance(over, dict):
-            return {**base, **{key: merge(base.get(key), value) for key, value in over.items()}}
-        return over
-    values = CHART_VALUES
-    for path in scenario.values_files:
-        values = merge(values, yaml.safe_load(path.read_text()) or {})
-    return values
 
 
 def monitored(values: dict[str, Any]) -> bool:
@@ -65,7 +52,7 @@ def podmonitor(objects: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
 
 
 def test_monitoring_objects_need_the_api_unless_forced(render, scenario: Scenario) -> None:
-    values = values_of(scenario)
+    values = merged_values(scenario.values_files)
     without = [obj["kind"] for obj in render(scenario) if obj["kind"] in MONITORING_KINDS]
     if values["monitoring"]["force"] and monitored(values):
         assert sorted(without) == ["PodMonitor", "PodMonitor", "PrometheusRule"]
@@ -76,7 +63,7 @@ def test_monitoring_objects_need_the_api_unless_forced(render, scenario: Scenari
 
 
 def test_the_forced_scenario_exists_so_the_matrix_validates_monitoring_objects() -> None:
-    forced = [s for s in scenarios() if values_of(s)["monitoring"]["force"]]
+    forced = [s for s in scenarios() if merged_values(s.values_files)["monitoring"]["force"]]
     assert forced, "a charts/ray-platform/ci scenario must set monitoring.force so every matrix test (CRD schemas, helm majors) sees the objects"
 
 
@@ -96,7 +83,7 @@ def test_switches_turn_parts_off(render) -> None:
 def test_podmonitors_select_the_ray_pods_and_name_declared_ports(render, scenario: Scenario) -> None:
     objects = render(scenario, api_versions=API)
     pods = monitoring.ray_pods(objects)
-    if not monitored(values_of(scenario)):
+    if not monitored(merged_values(scenario.values_files)):
         assert not of_kind(objects, "PodMonitor")
         return
     for suffix, node_type in (("-ray-head", "head"), ("-ray-workers", "worker")):

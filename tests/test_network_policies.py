@@ -6,17 +6,16 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import yaml
 
 from harness import netpol
 from harness.netpol import Endpoint, Port, allowed
 from harness.render import of_kind
 from harness.scenarios import Scenario
-from harness.tools import CHART_DIR, NAMESPACE
+from harness.tools import NAMESPACE
+from harness.values import merged_values
 
 # --- the evaluator ------------------------------------------------------------------------
 
@@ -160,23 +159,6 @@ def test_empty_rule_and_empty_peer_list_allow_everyone() -> None:
 
 # --- the matrix over every scenario ------------------------------------------------------
 
-def deep_merge(base: Any, overlay: Any) -> Any:
-    """Helm's values merge: maps merge recursively, everything else is replaced."""
-    if isinstance(base, dict) and isinstance(overlay, dict):
-        out = dict(base)
-        for key, value in overlay.items():
-            out[key] = deep_merge(base.get(key), value) if key in base else value
-        return out
-    return overlay
-
-
-def scenario_values(scenario: Scenario) -> dict[str, Any]:
-    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-    for path in scenario.values_files:
-        values = deep_merge(values, yaml.safe_load(Path(path).read_text()) or {})
-    return values
-
-
 def peer_pod(name: str, peer: dict[str, Any]) -> Endpoint:
     return Endpoint(name, peer.get("namespace") or NAMESPACE, dict(peer.get("podLabels") or {}))
 
@@ -281,7 +263,7 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
 
 @pytest.fixture
 def scenario_objects(render, scenario: Scenario) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    values = scenario_values(scenario)
+    values = merged_values(scenario.values_files)
     if not values["networkPolicy"]["enabled"]:
         pytest.skip(f"{scenario} turns networkPolicy off")
     return render(scenario), values
@@ -358,7 +340,7 @@ MUTATIONS: dict[str, tuple[Callable[[list[dict[str, Any]]], None], str]] = {
 def test_matrix_catches_broken_policies(default_objects, name: str) -> None:
     mutate, expected = MUTATIONS[name]
     objects = copy.deepcopy(default_objects)
-    values = scenario_values(Scenario("defaults", ()))
+    values = merged_values(())
     assert not matrix_violations(objects, values)
     mutate(objects)
     problems = matrix_violations(objects, values)

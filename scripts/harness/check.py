@@ -55,6 +55,13 @@ def semantic_problems(obj: dict[str, Any]) -> list[Problem]:
     return found
 
 
+def values_problems(values: dict[str, Any]) -> list[Problem]:
+    """Checks on the merged values: what reaches objects the offline render cannot show (the
+    kuberay-operator subchart's Deployment)."""
+    return [Problem("resources", "values kuberay-operator.resources (the operator Deployment)", message)
+            for message in rules.operator_resource_problems(values)]
+
+
 def check_objects(objects: list[dict[str, Any]], crds: CrdRegistry, minors: Iterable[str]) -> list[Problem]:
     minors = list(minors)
     found: list[Problem] = []

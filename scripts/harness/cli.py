@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.check import CHECKS, check_objects
+from harness.check import CHECKS, check_objects, values_problems
 from harness.crds import CrdRegistry
 from harness.render import Renderer, RenderError, RenderRequest, normalise_paths
 from harness.tools import ToolMissing, crd_dir
+from harness.values import merged_values
 from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAIL render: helm majors {majors} produced different manifests")
             failures += 1
         if rendered:
-            problems = check_objects(rendered[majors[-1]], crds, minors)
+            problems = check_objects(rendered[majors[-1]], crds, minors) + values_problems(merged_values(args.values))
             for check in CHECKS:
                 mine = [p for p in problems if p.check == check]
                 print(f"{'FAIL' if mine else 'ok  '} {check}" + (f": {len(mine)} problem(s)" if mine else ""))

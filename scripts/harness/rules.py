@@ -168,12 +168,35 @@ def restricted_problems(pod: PodTemplate) -> Iterator[str]:
                 yield f"container {name}: hostPort {port['hostPort']}"
 
 
+# What every container must state: the scheduler places by requests; a memory limit keeps one
+# container from taking a node's memory.
+REQUIRED_RESOURCES = (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
+
+
+def missing_resources(resources: dict[str, Any] | None) -> Iterator[str]:
+    """`requests.cpu`-style names of the REQUIRED_RESOURCES that resources lacks."""
+    resources = resources or {}
+    for section, key in REQUIRED_RESOURCES:
+        if key not in (resources.get(section) or {}):
+            yield f"{section}.{key}"
+
+
 def resource_problems(pod: PodTemplate) -> Iterator[str]:
     for container in _all_containers(pod.spec):
-        resources = container.get("resources") or {}
-        for section, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
-            if key not in (resources.get(section) or {}):
-                yield f"container {container.get('name')}: resources.{section}.{key} is not set"
+        for missing in missing_resources(container.get("resources")):
+            yield f"container {container.get('name')}: resources.{missing} is not set"
+
+
+def operator_resource_problems(values: dict[str, Any]) -> Iterator[str]:
+    """The kuberay-operator subchart's Deployment takes its container's resources from
+    `kuberay-operator.resources`. Offline the subchart is not rendered, so the values that reach
+    it are checked instead (that chart's own defaults set no requests)."""
+    operator = values.get("kuberay-operator") or {}
+    if operator.get("enabled", True) is False:
+        return
+    for missing in missing_resources(operator.get("resources")):
+        yield (f"kuberay-operator.resources.{missing} is not set: the operator Deployment would run "
+               "without it")
 
 
 def image_problems(pod: PodTemplate) -> Iterator[str]:
