@@ -9,20 +9,20 @@ CHART := charts/ray-platform
 # serving) and run as `python -m <package>.<module>`.
 export PYTHONPATH := $(CURDIR)/scripts
 
-.PHONY: help setup tools test check lint generate render package repo-index bench-serve tools-promtool
+.PHONY: help setup tools test check lint generate render package repo-index bench-serve bench-cluster tools-promtool
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 
-setup: $(VENV)/.installed tools tools-promtool ## virtualenv with pinned Python deps + pinned helm 3 and 4 in .tools/ + promtool
+setup: $(VENV)/.installed tools tools-promtool ## virtualenv with pinned Python deps + the Go-built tools in .tools/bin + promtool
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	@touch $@
 
-tools: ## install (or verify) the pinned helm binaries; idempotent
-	@$(PYTHON) -m bootstrap.install_helm >&2
+tools: ## build the pinned Go tools (tools/go.mod) into .tools/bin: helm 3 and 4, ct, kind, the control plane, kwok, the KubeRay operator; idempotent
+	@$(PYTHON) -m bootstrap.go_tools
 
 tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
 	@scripts/bootstrap/install_promtool.sh
@@ -49,18 +49,22 @@ package: setup ## chart archive into dist/ (with the kuberay-operator subchart; 
 repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
 	$(PY) -m release.package_chart repo-index --url "$(URL)"
 
+bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group
+	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))
+
 bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off
 	$(PY) -m serving.bench
 
-# The real-cluster path (scripts/cluster/platform_up.py): kind + install + readiness + helm test.
+# The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
+# or KUBECONFIG's cluster; CLUSTER=local|kind forces one.
 .PHONY: up down e2e
-up: ## kind cluster (or KUBECONFIG's), install with values/dev.yaml, wait until ready, helm test [TIMEOUT=2700]
+up: ## local cluster (no Docker) or kind (or KUBECONFIG's), install values/dev.yaml, wait until ready [CLUSTER=local|kind] [TIMEOUT=2700]
 	@$(PYTHON) -m cluster.platform_up preflight
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m cluster.platform_up up $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-down: ## delete make up's kind cluster (with KUBECONFIG set: uninstall the release, keep the cluster)
-	@$(PYTHON) -m cluster.platform_up down
+down: ## stop make up's local cluster (every process) or delete its kind cluster (with KUBECONFIG set: uninstall the release only)
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m cluster.platform_up down
 
 e2e: setup ## the e2e suite (tests/e2e) on kind or KUBECONFIG's cluster; skipped with a reason without either
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """`make up` / `make down` (cluster.platform_up) and the kind bootstrap (bootstrap.install_kind),
-without Docker: the one-sentence refusals, the order and arguments of every step on a recorded
-command runner, and which kind binary and node image are used."""
+without Docker: which cluster is chosen, the one-sentence refusals when kind is forced, the order
+and arguments of every step on a recorded command runner, and which kind binary and node image
+are used. The local cluster itself is exercised for real in tests/cluster."""
 from __future__ import annotations
 
 import re
@@ -51,18 +52,41 @@ def no_kind() -> Path:
 
 # --- preflight: fail fast, in one sentence ----------------------------------------------------------
 
-def test_no_docker_command() -> None:
+def test_no_docker_command_means_the_local_cluster_unless_kind_is_forced() -> None:
+    cluster = platform_up.preflight({}, which=lambda _: None, run=FakeRun(), get_kind=no_kind)
+    assert cluster is platform_up.LOCAL_CLUSTER and cluster.local and not cluster.kind
+    assert cluster.kubeconfig == platform_up.LOCAL_KUBECONFIG
     with pytest.raises(platform_up.Refused) as refused:
-        platform_up.preflight({}, which=lambda _: None, run=FakeRun(), get_kind=no_kind)
+        platform_up.preflight({"CLUSTER": "kind"}, which=lambda _: None, run=FakeRun(), get_kind=no_kind)
     assert str(refused.value) == platform_up.NO_DOCKER and one_sentence(str(refused.value))
 
 
 def test_docker_client_without_an_engine() -> None:
     run = FakeRun({("docker", "info"): ("", 1)})
+    assert platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run,
+                                 get_kind=no_kind) is platform_up.LOCAL_CLUSTER
     with pytest.raises(platform_up.Refused) as refused:
-        platform_up.preflight({}, which=lambda _: "/usr/bin/docker", run=run, get_kind=no_kind)
+        platform_up.preflight({"CLUSTER": "kind"}, which=lambda _: "/usr/bin/docker", run=run, get_kind=no_kind)
     assert str(refused.value) == platform_up.NO_ENGINE and one_sentence(str(refused.value))
-    assert run.commands == [["docker", "info", "--format", "{{.ServerVersion}}"]]
+    assert run.commands == [["docker", "info", "--format", "{{.ServerVersion}}"]] * 2
+
+
+def test_cluster_local_needs_neither_docker_nor_kubeconfig(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\n")
+
+    def must_not_look(_: str) -> str:
+        raise AssertionError("the local cluster needs no Docker")
+
+    cluster = platform_up.preflight({"CLUSTER": "local", "KUBECONFIG": str(config)}, which=must_not_look,
+                                    run=FakeRun(), get_kind=no_kind)
+    assert cluster is platform_up.LOCAL_CLUSTER
+
+
+def test_an_unknown_cluster_choice_is_refused() -> None:
+    with pytest.raises(platform_up.Refused) as refused:
+        platform_up.preflight({"CLUSTER": "minikube"}, get_kind=no_kind)
+    assert "CLUSTER=minikube" in str(refused.value) and one_sentence(str(refused.value))
 
 
 def test_docker_engine_without_kind() -> None:
@@ -99,13 +123,15 @@ def test_kubeconfig_naming_nothing_is_refused(tmp_path: Path) -> None:
     assert "none of these files exists" in str(refused.value) and one_sentence(str(refused.value))
 
 
-def test_kubeconfig_of_make_up_itself_means_the_kind_cluster() -> None:
+def test_kubeconfig_of_make_up_itself_means_its_own_cluster() -> None:
     assert platform_up.existing_cluster({"KUBECONFIG": str(platform_up.KIND_KUBECONFIG)}) is None
+    assert platform_up.existing_cluster({"KUBECONFIG": str(platform_up.LOCAL_KUBECONFIG)}) is None
 
 
 @pytest.mark.skipif(platform_up.docker_engine_problem() is None, reason="a Docker engine answers here: make up would start")
-def test_make_up_fails_fast_here_with_one_sentence() -> None:
+def test_make_up_forced_to_kind_fails_fast_here_with_one_sentence() -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k != "KUBECONFIG"}
+    env["CLUSTER"] = "kind"
     started = time.monotonic()
     proc = subprocess.run(["make", "--no-print-directory", "up"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -223,6 +249,23 @@ def test_wait_ready_turns_not_ready_into_a_step_failure(monkeypatch) -> None:
 
 
 # --- down -------------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def no_local_cluster(monkeypatch, tmp_path: Path) -> None:
+    """A local cluster a developer left running must not change what these tests see."""
+    monkeypatch.setattr(platform_up, "LOCAL_STATE_DIR", tmp_path / "no-local-cluster")
+
+
+def test_down_stops_the_local_cluster_when_one_exists(monkeypatch, tmp_path: Path) -> None:
+    from cluster.local import lifecycle
+    state = tmp_path / "local"
+    state.mkdir()
+    monkeypatch.setattr(platform_up, "LOCAL_STATE_DIR", state)
+    stopped = []
+    monkeypatch.setattr(lifecycle, "down", lambda layout, say: (stopped.append(layout.state_dir), say("stopped")))
+    assert platform_up.down({}, FakeRun()) == "stopped"
+    assert stopped == [state]
+
 
 def test_down_on_an_existing_cluster_uninstalls_only_the_release(tmp_path: Path) -> None:
     config = tmp_path / "config"

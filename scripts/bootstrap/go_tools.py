@@ -4,7 +4,7 @@
 
 Every tool is a main package of a module pinned by a committed go.mod/go.sum:
 - tools/go.mod: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl
-  (k8s.io/kubernetes), etcd, kwok and kwokctl, helm 4 and helm 3, chart-testing's ct;
+  (k8s.io/kubernetes), etcd, kwok and kwokctl, helm 4 and helm 3, kind, chart-testing's ct;
 - tools/kuberay-operator/go.mod: the KubeRay operator, in a module of its own so that it keeps
   the k8s.io and controller-runtime releases its own go.mod names.
 
@@ -113,6 +113,7 @@ def all_tools() -> list[Tool]:
              helm_flags(4, pins["helm.sh/helm/v4"], client_go)),
         Tool("helm3", TOOLS_DIR, "helm.sh/helm/v3/cmd/helm",
              helm_flags(3, pins["helm.sh/helm/v3"], client_go)),
+        Tool("kind", TOOLS_DIR, "sigs.k8s.io/kind"),
         Tool("ct", TOOLS_DIR, "github.com/helm/chart-testing/v3/ct",
              (f"-X github.com/helm/chart-testing/v3/ct/cmd.Version="
               f"{pins['github.com/helm/chart-testing/v3']}",)),

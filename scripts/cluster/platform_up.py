@@ -1,4 +1,5 @@
-"""`make up` / `make down`: the platform on a local kind cluster, or on the cluster KUBECONFIG names.
+"""`make up` / `make down`: the platform on the local cluster (no container engine needed), on a
+kind cluster, or on the cluster KUBECONFIG names.
 
     python3 -m cluster.platform_up preflight   # what `make up` checks first (plain python3, fast)
     .venv/bin/python -m cluster.platform_up up [--timeout SECONDS] [--values FILE ...] [--no-tests]
@@ -12,7 +13,10 @@ up:   create the kind cluster `ray-platform` (pinned kind and node image, bootst
       progress; run `helm test`; print how to open the dashboard and call /imagine.
 down: delete the kind cluster; with KUBECONFIG naming another cluster, uninstall the release.
 
-Without Docker (or kind) `up` stops at once with one sentence that says what is missing.
+Which cluster: CLUSTER=local or CLUSTER=kind forces one. Otherwise KUBECONFIG's cluster when it
+names one, kind when a Docker engine answers, and the local cluster (cluster/local: a real
+control plane and KubeRay operator as host processes, simulated nodes) when none does. Forced
+to kind without Docker (or kind), `up` stops at once with one sentence that says what is missing.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from harness import helm
 from harness.tools import CHART_DIR, NAMESPACE, RELEASE, TOOLS_BIN, TOOLS_DIR, VALUES_DIR, ToolMissing
 
 KIND_KUBECONFIG = TOOLS_DIR / "kind" / "kubeconfig"
+LOCAL_STATE_DIR = TOOLS_DIR / "local"  # cluster/local's default state folder (kubeconfig inside)
+LOCAL_KUBECONFIG = LOCAL_STATE_DIR / "kubeconfig"
 CLUSTER_NAME = "ray-platform"
 DEV_VALUES = VALUES_DIR / "dev.yaml"
 OPERATOR_LABEL = "app.kubernetes.io/name=kuberay-operator"
@@ -50,6 +56,7 @@ NO_ENGINE = ("make up needs a running Docker engine for its kind cluster, but `d
              "KUBECONFIG at an existing cluster.")
 NO_KIND = ("make up needs kind {version} to create its cluster, and none could be installed "
            "({reason}): put kind {version} on PATH, or point KUBECONFIG at an existing cluster.")
+BAD_CLUSTER = "CLUSTER={value} is not a cluster make up knows: use CLUSTER=local or CLUSTER=kind."
 NO_KUBECONFIG = ("KUBECONFIG names {paths}, and none of these files exists: fix KUBECONFIG, or unset "
                  "it to let make up create a kind cluster.")
 
@@ -70,17 +77,22 @@ class Cluster:
     kubeconfig: Path | None  # None: whatever KUBECONFIG says (passed on through the environment)
     kind_binary: Path | None = None
     name: str = CLUSTER_NAME  # of the kind cluster
+    local: bool = False  # the local control plane with simulated nodes (cluster/local)
 
     def kube_args(self) -> list[str]:
         return ["--kubeconfig", str(self.kubeconfig)] if self.kubeconfig else []
 
     def describe(self) -> str:
+        if self.local:
+            return (f"the local cluster (real control plane and KubeRay operator as host "
+                    f"processes, simulated nodes; kubeconfig {self.kubeconfig})")
         return (f"kind cluster {self.name} (export KUBECONFIG={self.kubeconfig})" if self.kind
                 else f"the cluster of KUBECONFIG={os.environ.get('KUBECONFIG', '')}")
 
 
 def _ours(kubeconfig: str) -> bool:
-    return Path(kubeconfig).expanduser().resolve() == KIND_KUBECONFIG.resolve()
+    return Path(kubeconfig).expanduser().resolve() in {KIND_KUBECONFIG.resolve(),
+                                                       LOCAL_KUBECONFIG.resolve()}
 
 
 def existing_cluster(environ: dict[str, str]) -> Cluster | None:
@@ -110,17 +122,28 @@ def docker_engine_problem(which: Callable[[str], str | None] = shutil.which, run
 def preflight(environ: dict[str, str], which: Callable[[str], str | None] = shutil.which, run: Run = subprocess.run,
               get_kind: Callable[[], Path] = lambda: install_kind.install(TOOLS_BIN)) -> Cluster:
     """Where `up` will install, or Refused with one sentence, before anything slow happens."""
-    existing = existing_cluster(environ)
+    forced = environ.get("CLUSTER", "")
+    if forced not in ("", "kind", "local"):
+        raise Refused(BAD_CLUSTER.format(value=forced))
+    if forced == "local":
+        return LOCAL_CLUSTER
+    existing = None if forced else existing_cluster(environ)
     if existing is not None:
         return existing
     problem = docker_engine_problem(which, run)
     if problem:
-        raise Refused(problem)
+        if forced == "kind":
+            raise Refused(problem)
+        say(f"no Docker engine here, so no kind: using the local cluster ({problem.split(':')[0]})")
+        return LOCAL_CLUSTER
     try:
         kind = get_kind()
     except install_kind.KindUnavailable as unavailable:
         raise Refused(NO_KIND.format(version=install_kind.KIND_VERSION, reason=unavailable)) from None
     return Cluster(kind=True, kubeconfig=KIND_KUBECONFIG, kind_binary=kind)
+
+
+LOCAL_CLUSTER = Cluster(kind=False, kubeconfig=LOCAL_KUBECONFIG, local=True)
 
 
 # --- steps ------------------------------------------------------------------------------------------
@@ -306,6 +329,15 @@ class UpOptions:
 
 def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
     say(f"target: {cluster.describe()}")
+    if cluster.local:
+        from cluster.local import up as local_up  # needs the virtualenv (PyYAML, kubernetes)
+        from cluster.local.controlplane import Layout
+        from harness.readiness import NotReady
+        try:
+            local_up.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say)
+        except (RuntimeError, NotReady) as failed:
+            raise StepFailed(str(failed)) from None
+        return
     if cluster.kind:
         ensure_kind_cluster(cluster, run)
     build_dependencies(run)
@@ -322,8 +354,19 @@ def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
     print("\n" + access_instructions(cluster, objects, values), flush=True)
 
 
+def local_cluster_exists() -> bool:
+    return LOCAL_STATE_DIR.is_dir()
+
+
 def down(environ: dict[str, str], run: Run = subprocess.run, which: Callable[[str], str | None] = shutil.which) -> str:
-    existing = existing_cluster(environ)
+    forced = environ.get("CLUSTER", "")
+    if forced == "local" or (not forced and local_cluster_exists()):
+        from cluster.local import lifecycle  # needs PyYAML: `make down` runs it in the virtualenv
+        from cluster.local.controlplane import Layout
+        messages: list[str] = []
+        lifecycle.down(Layout(state_dir=LOCAL_STATE_DIR), say=messages.append)
+        return " ".join(messages)
+    existing = None if forced else existing_cluster(environ)
     if existing is not None:
         say(f"uninstalling release {RELEASE} from {existing.describe()} (the cluster stays)")
         helm_step(run, "helm uninstall", "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--ignore-not-found")

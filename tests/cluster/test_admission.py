@@ -122,5 +122,8 @@ def test_readiness_times_out_naming_a_worker_group_that_cannot_be_scheduled(loca
         local_cluster.wait_ready([Target("RayCluster", RELEASE, namespace)], timeout=45)
     message = str(timeout.value)
     assert f"RayCluster/{RELEASE}" in message and "workers 0/1 ready" in message, message
-    pending = local_cluster.get("pods", "-n", namespace, "-l", "ray.io/node-type=worker")["items"]
-    assert pending and all(p["status"].get("phase") == "Pending" for p in pending)
+    pending = local_cluster.get("pods", "-n", namespace, "-l",
+                                f"ray.io/cluster={RELEASE},ray.io/node-type=worker")["items"]
+    phases = {p["metadata"]["name"]: (p["status"].get("phase"), p["spec"].get("nodeName"))
+              for p in pending}
+    assert pending and all(phase == "Pending" and not node for phase, node in phases.values()), phases

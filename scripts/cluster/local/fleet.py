@@ -26,6 +26,9 @@ GPU_LABELS = {
     "ack.node.gpu.schedule": "default",
 }
 STORAGE_CLASS = "simulated-local"
+# Classes the project's overlays and ci scenarios name (values/production.yaml, ci/sd-model-cache):
+# each gets pre-created volumes too, so their claims bind like on the clusters they describe.
+NAMED_CLASSES = ("shared-rwx", "standard-rwx")
 VOLUME_SIZE = "500Gi"
 
 
@@ -95,31 +98,36 @@ def nodes(fleet: Fleet) -> list[dict[str, Any]]:
     return objects
 
 
+def storage_class(name: str, default: bool) -> dict[str, Any]:
+    annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name, "annotations": annotations},
+            "provisioner": "kubernetes.io/no-provisioner", "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate"}
+
+
+def volume(storage_class_name: str, index: int) -> dict[str, Any]:
+    name = f"simulated-{storage_class_name}-{index}"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"ray-platform.io/simulated": "true"}},
+        "spec": {
+            "storageClassName": storage_class_name,
+            "capacity": {"storage": VOLUME_SIZE},
+            "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            # Never mounted: no kubelet runs. The path only satisfies the API.
+            "hostPath": {"path": f"/nonexistent/{name}"},
+        },
+    }
+
+
 def storage(fleet: Fleet) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = [{
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {"name": STORAGE_CLASS,
-                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "kubernetes.io/no-provisioner",
-        "reclaimPolicy": "Retain",
-        "volumeBindingMode": "Immediate",
-    }]
-    for index in range(1, fleet.volumes + 1):
-        objects.append({
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": f"simulated-volume-{index}",
-                         "labels": {"ray-platform.io/simulated": "true"}},
-            "spec": {
-                "storageClassName": STORAGE_CLASS,
-                "capacity": {"storage": VOLUME_SIZE},
-                "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                # Never mounted: no kubelet runs. The path only satisfies the API.
-                "hostPath": {"path": f"/nonexistent/simulated-volume-{index}"},
-            },
-        })
+    objects: list[dict[str, Any]] = []
+    for name in (STORAGE_CLASS, *NAMED_CLASSES):
+        objects.append(storage_class(name, default=name == STORAGE_CLASS))
+        objects += [volume(name, index) for index in range(1, fleet.volumes + 1)]
     return objects
 
 

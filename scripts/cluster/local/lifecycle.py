@@ -42,8 +42,11 @@ def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say)
     wait_nodes_ready(kubectl, names)
     say(f"local cluster: {len(names)} simulated nodes Ready "
         f"({', '.join(f'{p.count} {p.name}' for p in simulated.pools)}), "
-        f"{simulated.volumes} volumes of StorageClass {fleet.STORAGE_CLASS}")
+        f"{simulated.volumes} volumes each of StorageClasses "
+        f"{', '.join((fleet.STORAGE_CLASS, *fleet.NAMED_CLASSES))}")
     operator.install(layout, kubectl)
+    # Gateway API CRDs (standard channel), so that an HTTPRoute is checked by the live API too.
+    kubectl.apply_files(operator.gateway_api_crd_files())
     operator.start(layout, kubectl)
     say(f"local cluster: KubeRay operator {operator.module_version()} running as a host process "
         f"(ServiceAccount {operator.NAMESPACE}/{operator.SERVICE_ACCOUNT}); "

@@ -52,6 +52,21 @@ def module_version() -> str:
     raise RuntimeError(f"{OPERATOR_MODULE} is not required in {OPERATOR_TOOLS_DIR / 'go.mod'}")
 
 
+CRDS_TOOLS_DIR = REPO / "tools" / "crds"
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+
+
+def gateway_api_crd_files() -> list[Path]:
+    """The Gateway API's standard CRDs from the module pinned in tools/crds/go.mod."""
+    result = subprocess.run(["go", "mod", "download", "-json", GATEWAY_API_MODULE],
+                            cwd=CRDS_TOOLS_DIR, text=True, capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot fetch {GATEWAY_API_MODULE} (tools/crds/go.mod): "
+                           f"{result.stderr.strip() or result.stdout.strip()}")
+    source = Path(json.loads(result.stdout)["Dir"])
+    return sorted((source / "config" / "crd" / "standard").glob("*.yaml"))
+
+
 def crd_files(source: Path | None = None) -> list[Path]:
     return sorted(((source or module_dir()) / "config" / "crd" / "bases").glob("*.yaml"))
 
