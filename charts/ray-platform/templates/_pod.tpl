@@ -103,11 +103,17 @@ spec:
 {{- end }}
 
 {{/*
-"repository:tag" of a group: the group's image fields over the top-level image.
+"repository:tag" of a group: the group's image fields over the top-level image. A rayproject/ray
+tag that starts with another Ray version than rayVersion is refused: KubeRay would manage the
+cluster as a Ray it is not.
 call with: include "ray-platform.pod.image" (dict "root" $ "group" $group)
 */}}
 {{- define "ray-platform.pod.image" -}}
 {{- $image := merge (deepCopy (default dict .group.image)) .root.Values.image }}
+{{- $tagVersion := regexFind "^[0-9]+[.][0-9]+[.][0-9]+" (toString $image.tag) }}
+{{- if and (contains "rayproject/ray" $image.repository) $tagVersion (ne $tagVersion (toString .root.Values.rayVersion)) }}
+{{- fail (printf "image.tag %q (or a group's image.tag) carries Ray %s, but rayVersion is %q: set both to the same Ray version." $image.tag $tagVersion .root.Values.rayVersion) }}
+{{- end }}
 {{- printf "%s:%s" $image.repository $image.tag }}
 {{- end }}
 
