@@ -82,7 +82,10 @@ def run_ct(chart_dir: Path = CHART_DIR, helm_major: int = HELM_MAJORS[-1]) -> su
 
 
 def ct_verdict(proc: subprocess.CompletedProcess[str]) -> Verdict:
-    """ct's result lines (✔︎/✖︎ per chart, then its last word); on failure what it printed before."""
+    """ct's result lines (✔︎/✖︎ per chart, then its last word); on failure what it printed before.
+    ct v3.14.0 can drop what a fast-exiting yamale, yamllint or helm printed (its RunProcess
+    closes the pipes while still relaying them); its own "Linting chart with values file" lines
+    still say where it stopped."""
     lines = [line.strip() for line in (proc.stdout + (proc.stderr or "")).splitlines() if line.strip()]
     results = [line for line in lines if line.startswith(("✔︎", "✖︎"))]
     if proc.returncode == 0:
