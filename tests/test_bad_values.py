@@ -2,6 +2,7 @@
 message names the offending key."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,23 @@ def test_enough_distinct_cases() -> None:
     assert len(ids) == len(set(ids)) >= 25
 
 
+def write_shared(path: Path, text: str) -> Path:
+    """Write a file that another worker may be writing, with the same text, at the same time."""
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    staged.write_text(text)
+    staged.replace(path)
+    return path
+
+
 @pytest.fixture(scope="module")
-def case_files(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each case as a values file, all rendered up front in parallel (two per case)."""
-    folder = tmp_path_factory.mktemp("bad-values")
+def case_files(renderer: Renderer, shared_dir: Path) -> dict[str, Path]:
+    """Each case as a values file, all rendered up front in parallel (two per case). The files
+    are where every worker finds them, so each case renders once per run."""
+    folder = shared_dir / "bad-values"
+    folder.mkdir(exist_ok=True)
     files = {}
     for case in CASES:
-        files[case["id"]] = folder / f"{case['id']}.yaml"
-        files[case["id"]].write_text(yaml.safe_dump(case["values"]))
+        files[case["id"]] = write_shared(folder / f"{case['id']}.yaml", yaml.safe_dump(case["values"]))
     renderer.prefetch(RenderRequest((path,), major) for path in files.values() for major in HELM_MAJORS)
     return files
 

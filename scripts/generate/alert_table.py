@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 import sys
 
-import yaml
-
 from generate.generated_file import check_flag, marker, write_or_check
 from harness.monitoring import alerts
-from harness.render import Renderer, RenderRequest
+from harness.render import Renderer, RenderRequest, load_yaml
 from harness.tools import CHART_DIR, REPO
 
 WHAT = "README.md alert table"
@@ -46,7 +44,7 @@ def table() -> str:
         objects = renderer.render(RenderRequest((), 4, api_versions=("monitoring.coreos.com/v1",)))
     finally:
         renderer.close()
-    settings = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["monitoring"]["prometheusRule"]["alerts"]
+    settings = load_yaml((CHART_DIR / "values.yaml").read_text())["monitoring"]["prometheusRule"]["alerts"]
     lines = ["| alert | severity | for | threshold | summary |", "|---|---|---|---|---|"]
     for alert in alerts(objects):
         name = alert["alert"]

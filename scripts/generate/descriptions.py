@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import yaml
 
+from harness.render import load_yaml
 from harness.tools import CHART_DIR, SCHEMA_SOURCE
 
 VALUES = CHART_DIR / "values.yaml"
@@ -31,7 +31,7 @@ class Schema:
 
     @classmethod
     def load(cls) -> "Schema":
-        return cls(yaml.safe_load(SCHEMA_SOURCE.read_text()))
+        return cls(load_yaml(SCHEMA_SOURCE.read_text()))
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         """The node with $ref and allOf bases merged in (the node's own keys win)."""
@@ -114,7 +114,7 @@ def cell(value: Any) -> str:
 def values_table() -> str:
     """The markdown table of every key: type, default (from values.yaml) and description."""
     schema = Schema.load()
-    defaults = yaml.safe_load(VALUES.read_text())
+    defaults = load_yaml(VALUES.read_text())
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
     lines += [f"| `{path}` | {kind} | {cell(default)} | {description.replace('|', chr(92) + '|')} |"
               for path, kind, default, description in schema.rows(schema.root, "", defaults)]

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from generate.generated_file import check_flag, marker, write_or_check
+from harness.render import load_yaml
 from harness.tools import CHART_DIR, SCHEMA_SOURCE
 
 WHAT = "values.schema.json"
@@ -37,7 +37,7 @@ def strip_project_keywords(node: Any) -> Any:
 
 
 def load_source(path: Path = SOURCE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    return load_yaml(path.read_text())
 
 
 def render_json(source: dict[str, Any]) -> str:

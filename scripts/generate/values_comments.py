@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from generate.descriptions import VALUES, Schema
 from generate.generated_file import check_flag, write_or_check
+from harness.render import load_yaml
 
 WHAT = "values.yaml comments"
 TARGET = VALUES
@@ -145,7 +144,7 @@ class Commenter:
 
 
 def render(text: str) -> str:
-    return Commenter(Schema.load(), yaml.safe_load(text)).rewrite(text)
+    return Commenter(Schema.load(), load_yaml(text)).rewrite(text)
 
 
 def main(argv: list[str] | None = None, target: Path | None = None) -> int:

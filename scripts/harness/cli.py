@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.check import CHECKS, check_objects, values_problems
-from harness.crds import CrdRegistry
+from harness.crds import registry
 from harness.render import Renderer, RenderError, RenderRequest, normalise_paths
 from harness.tools import ToolMissing, crd_dir
 from harness.values import merged_values
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     minors = kube_minors(args.kube_version)
     try:
-        crds = CrdRegistry(args.crd_dir or crd_dir())
+        crds = registry(args.crd_dir or crd_dir())
     except FileNotFoundError as missing:
         print(f"check: {missing}", file=sys.stderr)
         return 2
@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     try:
         rendered = {}
-        for major in args.helm or HELM_MAJORS:
-            request = RenderRequest(tuple(p.resolve() for p in args.values), major, f"{minors[-1]}.0")
+        requests = {major: RenderRequest(tuple(p.resolve() for p in args.values), major, f"{minors[-1]}.0")
+                    for major in args.helm or HELM_MAJORS}
+        renderer.prefetch(requests.values())  # the helm majors side by side
+        for major, request in requests.items():
             try:
                 rendered[major] = renderer.render(request)
             except RenderError as refused:

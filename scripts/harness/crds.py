@@ -7,6 +7,7 @@ unless the schema node says x-kubernetes-preserve-unknown-fields. CRDs come from
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,9 @@ class CrdRegistry:
             f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
             for error in sorted(check.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
         ]
+
+
+@functools.lru_cache(maxsize=None)
+def registry(directory: Path) -> CrdRegistry:
+    """One registry per folder and process: loading the KubeRay CRDs takes a second or two."""
+    return CrdRegistry(directory)

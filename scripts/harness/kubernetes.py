@@ -2,10 +2,15 @@
 
 kubernetes_validate.validate() re-reads its multi-megabyte definitions file on every call; the
 harness validates hundreds of objects per run, so it builds each validator once from the same
-schema files (kubernetes_validate's own data, through its own loader) and reuses it.
+schema files (kubernetes_validate's own data, through its own loader) and reuses it. A kind's
+schema is mostly the same in several minors: minors whose schema for a kind is identical (the
+kind's file and every definition it reaches) share one validator, and an object is validated
+once per distinct schema (the results are kept).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -31,14 +36,37 @@ def supported_minors() -> list[str]:
 
 
 @lru_cache(maxsize=None)
+def _definitions(schema_dir: str, minor: str) -> dict[str, Any]:
+    return kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", minor)
+
+
+@lru_cache(maxsize=None)
 def _registry(schema_dir: str, minor: str) -> referencing.Registry:
-    definitions = kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", minor)
-    return referencing.Resource.from_contents(definitions) @ referencing.Registry()
+    return referencing.Resource.from_contents(_definitions(schema_dir, minor)) @ referencing.Registry()
+
+
+REF = re.compile(r'"\$ref": "[^"#]*#/\$defs/([^"]+)"')
+
+
+def schema_digest(schema: dict[str, Any], definitions: dict[str, Any]) -> str:
+    """sha256 of a kind's schema and of every definition it reaches through $ref."""
+    reached: dict[str, Any] = {}
+    todo = REF.findall(json.dumps(schema))
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached[name] = definitions.get(name)
+            todo += REF.findall(json.dumps(reached[name]))
+    return hashlib.sha256(json.dumps([schema, reached], sort_keys=True).encode()).hexdigest()
+
+
+_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
 
 
 @lru_cache(maxsize=None)
 def validator(minor: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
-    """A strict validator for (Kubernetes minor, apiVersion, kind), built once."""
+    """A strict validator for (Kubernetes minor, apiVersion, kind), built once (and shared with
+    the minors whose schema of the kind is the same)."""
     if minor not in supported_minors():
         raise ValueError(f"kubernetes-validate has no schemas for Kubernetes {minor}")
     schema_dir = f"v{minor}.0-local-strict"
@@ -50,8 +78,14 @@ def validator(minor: str, api_version: str, kind: str) -> jsonschema.Draft202012
         )
     except FileNotFoundError as missing:
         raise UnknownKind(f"no schema for {kind} {api_version} in Kubernetes {minor}") from missing
-    registry = referencing.Resource.from_contents(schema) @ _registry(schema_dir, minor)
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+    digest = schema_digest(schema, _definitions(schema_dir, minor).get("$defs", {}))
+    if digest not in _VALIDATORS:
+        registry = referencing.Resource.from_contents(schema) @ _registry(schema_dir, minor)
+        _VALIDATORS[digest] = jsonschema.Draft202012Validator(schema, registry=registry)
+    return _VALIDATORS[digest]
+
+
+_CHECKED: dict[tuple[int, str], list[str]] = {}
 
 
 def problems(obj: dict[str, Any], minor: str) -> list[str]:
@@ -60,10 +94,13 @@ def problems(obj: dict[str, Any], minor: str) -> list[str]:
         check = validator(minor, obj["apiVersion"], obj["kind"])
     except UnknownKind as unknown:
         return [str(unknown)]
-    return [
-        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
-        for error in sorted(check.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    key = (id(check), json.dumps(obj, sort_keys=True, default=repr))
+    if key not in _CHECKED:
+        _CHECKED[key] = [
+            f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+            for error in sorted(check.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+        ]
+    return list(_CHECKED[key])
 
 
 def pod_template_object(template: dict[str, Any], name: str) -> dict[str, Any]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
-from harness.render import Renderer, RenderRequest, of_kind
+from harness.render import Renderer, RenderRequest, load_yaml, of_kind
 
 
 def serve_config_of(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The parsed serveConfigV2 of the rendered RayService, or None when there is none."""
     services = of_kind(objects, "RayService")
-    return yaml.safe_load(services[0]["spec"]["serveConfigV2"]) if services else None
+    return load_yaml(services[0]["spec"]["serveConfigV2"]) if services else None
 
 
 def render_serve_config(values_files: Iterable[Path] = ()) -> dict[str, Any]:

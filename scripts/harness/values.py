@@ -3,11 +3,12 @@ the way helm coalesces them (maps merge key by key, anything else is replaced, a
 key), for checks that read values rather than rendered objects."""
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from harness.render import load_yaml
 from harness.tools import CHART_DIR
 
 
@@ -24,8 +25,14 @@ def merge(base: Any, overlay: Any) -> Any:
     return merged
 
 
+@functools.lru_cache(maxsize=8)
+def _defaults(path: Path, mtime_ns: int) -> dict[str, Any]:
+    return load_yaml(path.read_text()) or {}
+
+
 def merged_values(values_files: Iterable[Path], chart_dir: Path = CHART_DIR) -> dict[str, Any]:
-    values = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {}
+    defaults = chart_dir / "values.yaml"
+    values = copy.deepcopy(_defaults(defaults, defaults.stat().st_mtime_ns))
     for path in values_files:
-        values = merge(values, yaml.safe_load(Path(path).read_text()) or {})
+        values = merge(values, load_yaml(Path(path).read_text()) or {})
     return values

@@ -16,16 +16,20 @@ import time
 import pytest
 import yaml
 
-pytest.importorskip("ray.serve")
-pytest.importorskip("diffusers")
+from harness import monitoring
+from harness.scenarios import scenarios
+from harness.tools import CHART_DIR, TEST_DATA_DIR
 
-import requests  # noqa: E402
-
-from harness import monitoring  # noqa: E402
-from harness.scenarios import scenarios  # noqa: E402
-from harness.tools import CHART_DIR, TEST_DATA_DIR  # noqa: E402
+requests = pytest.importorskip("requests")
 
 pytestmark = pytest.mark.serve
+
+
+@pytest.fixture(autouse=True, scope="module")
+def serve_stack() -> None:
+    """Imported when these tests run, not at collection (seconds; see test_serve_app.py)."""
+    pytest.importorskip("ray.serve")
+    pytest.importorskip("diffusers")
 
 ALLOWLIST = {entry["name"]: entry["reason"] for entry in
              yaml.safe_load((TEST_DATA_DIR / "monitoring" / "metric_allowlist.yaml").read_text())}

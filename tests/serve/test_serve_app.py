@@ -7,16 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytest.importorskip("ray.serve")
-pytest.importorskip("diffusers")
-
-import numpy as np  # noqa: E402
-import requests  # noqa: E402
-from PIL import Image  # noqa: E402
+np = pytest.importorskip("numpy")
+requests = pytest.importorskip("requests")
+Image = pytest.importorskip("PIL.Image")
 
 from serving import serve_api  # noqa: E402
 
 pytestmark = pytest.mark.serve
+
+
+@pytest.fixture(autouse=True, scope="module")
+def serve_stack() -> None:
+    """Ray Serve and diffusers, imported when these tests run: importing them takes seconds,
+    which every collection (also one that deselects these tests) would pay at module level."""
+    pytest.importorskip("ray.serve")
+    pytest.importorskip("diffusers")
 
 SMALL = {"img_size": 64, "steps": 2}
 
