@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Callable
 
-from cluster.local import controlplane, fleet, operator
+from cluster.local import controlplane, fleet, operator, ray_head
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
 
@@ -55,10 +55,12 @@ def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say)
 
 
 def down(layout: Layout, say: Say = _say) -> None:
+    heads = ray_head.stop_all(layout)
     stopped = operator.stop(layout)
     had_cluster = controlplane.exists(layout)
     controlplane.delete(layout)
     shutil.rmtree(layout.state_dir, ignore_errors=True)
-    say(f"local cluster: {'stopped the operator, ' if stopped else ''}"
+    say(f"local cluster: {f'stopped {heads} real Ray head(s), ' if heads else ''}"
+        f"{'stopped the operator and its network proxy, ' if stopped else ''}"
         f"{'deleted' if had_cluster else 'no'} cluster {layout.name}; "
         f"removed {layout.state_dir}")

@@ -2,10 +2,13 @@
 
 The operator authenticates as ServiceAccount kuberay-system/kuberay-operator, bound to the
 ClusterRole the operator ships (config/rbac/role.yaml of the pinned module), not as an admin.
-It runs with --use-kubernetes-proxy: its HTTP calls to Ray (dashboard, Serve proxies) go to the
-API server's service and pod proxies, never to a cluster DNS name that this machine's resolver
-would be asked about. The API server refuses to proxy to loopback pod IPs, so on simulated
-nodes those calls fail inside the API server and never leave 127.0.0.0/8.
+Its HTTP calls to Ray go where they go in a real cluster: the dashboard through the head
+Service's DNS name, the Serve proxy probe to the head pod's IP. The DNS names reach the
+cluster network proxy (network.py) through HTTP_PROXY, set for the operator's process only,
+which resolves them through the API to loopback pod IPs; pod IPs are loopback already. So no
+address outside 127.0.0.0/8 is contacted, and nothing on the machine (hosts file, resolver)
+changes. (The API server's own service and pod proxies, --use-kubernetes-proxy, refuse loopback
+endpoints, so they could never reach a Ray head on this machine.)
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import base64
 import json
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from cluster.local import processes
+from cluster.local import network, processes
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
 from harness.tools import REPO
@@ -152,6 +156,15 @@ class OperatorFiles:
     def ports(self) -> Path:
         return self.layout.state_dir / "operator" / "ports.json"
 
+    @property
+    def network_pid(self) -> Path:
+        return self.layout.state_dir / "operator" / "network.pid"
+
+    @property
+    def network_log(self) -> Path:
+        """One line per HTTP request the operator made to Ray (network.py)."""
+        return self.layout.state_dir / "operator" / "network.log"
+
 
 def install(layout: Layout, kubectl: Kubectl) -> None:
     """CRDs and RBAC of the pinned operator module."""
@@ -166,18 +179,20 @@ def install(layout: Layout, kubectl: Kubectl) -> None:
 def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
           timeout: float = 60) -> None:
     files = OperatorFiles(layout)
-    if processes.running(files.pid):
+    if processes.running(files.pid) and processes.running(files.network_pid):
         return
+    # The operator's HTTP_PROXY names the network proxy's port: the two start together.
+    stop(layout)
     files.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     files.kubeconfig.write_text(json.dumps(
         operator_kubeconfig(layout.kubeconfig, service_account_token(kubectl)), indent=2))
     files.kubeconfig.chmod(0o600)
-    metrics, health = free_port(), free_port()
-    files.ports.write_text(json.dumps({"metrics": metrics, "health": health}))
+    metrics, health, proxy = free_port(), free_port(), free_port()
+    files.ports.write_text(json.dumps({"metrics": metrics, "health": health, "network": proxy}))
+    start_network(layout, files, proxy)
     argv = [
         str(layout.binary("kuberay-operator")),
         f"--kubeconfig={files.kubeconfig}",
-        "--use-kubernetes-proxy",
         "--enable-leader-election=false",
         f"--metrics-addr=127.0.0.1:{metrics}",
         f"--health-probe-bind-address=127.0.0.1:{health}",
@@ -185,8 +200,36 @@ def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
         "--log-stdout-encoder=console",
     ]
     env = layout.env()
+    # Go's HTTP client sends every non-loopback host to HTTP_PROXY (the dashboard's DNS name) and
+    # never a loopback one (the API server, pod IPs).
+    for key in ("HTTP_PROXY", "http_proxy"):
+        env[key] = f"http://127.0.0.1:{proxy}"
+    for key in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(key, None)
+    env["CLUSTER_DOMAIN"] = network.DEFAULT_CLUSTER_DOMAIN
     processes.start(argv, files.pid, files.log, env)
     wait_healthy(files, health, timeout)
+
+
+def start_network(layout: Layout, files: OperatorFiles, port: int, timeout: float = 30) -> None:
+    """The cluster network proxy (network.py) as a host process, with the admin kubeconfig."""
+    processes.stop(files.network_pid)
+    env = dict(layout.env())
+    env["PYTHONPATH"] = str(REPO / "scripts")
+    processes.start([sys.executable, "-m", "cluster.local.network",
+                     f"--kubeconfig={layout.kubeconfig}", f"--port={port}",
+                     f"--cluster-domain={network.DEFAULT_CLUSTER_DOMAIN}"],
+                    files.network_pid, files.network_log, env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not processes.running(files.network_pid):
+            raise RuntimeError(f"the cluster network proxy exited:\n{tail(files.network_log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the cluster network proxy did not listen within {timeout:.0f} s")
 
 
 def wait_healthy(files: OperatorFiles, port: int, timeout: float) -> None:
@@ -213,4 +256,6 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def stop(layout: Layout) -> bool:
-    return processes.stop(OperatorFiles(layout).pid)
+    files = OperatorFiles(layout)
+    stopped = processes.stop(files.pid)
+    return processes.stop(files.network_pid) or stopped
