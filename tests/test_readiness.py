@@ -64,6 +64,21 @@ def test_verdict_of_recorded_status(name: str) -> None:
     assert recorded["detail"] in verdict.detail, f"{name}: {verdict.detail!r}"
 
 
+def test_a_failed_apps_traceback_is_told_by_its_exception() -> None:
+    """Serve reports a failed import as a long traceback; the verdict keeps its last line."""
+    obj = case("rayservice-deploy-failed")
+    frames = "".join(f'  File "/ray/serve/_private/f{i}.py", line {i}, in f{i}\n    x()\n'
+                     for i in range(12))
+    obj["status"]["pendingServiceStatus"]["applicationStatuses"]["stable_diffusion"]["message"] = (
+        "Deploying app 'stable_diffusion' failed with exception:\nTraceback (most recent call "
+        f"last):\n{frames}ModuleNotFoundError: No module named 'ray_platform_sd.no_such_module'\n")
+    verdict = readiness.rayservice_verdict(obj)
+    assert verdict.state == FAILED
+    assert verdict.detail.endswith(
+        "ModuleNotFoundError: No module named 'ray_platform_sd.no_such_module'"), verdict.detail
+    assert "failed with exception:" in verdict.detail and "f11.py" not in verdict.detail
+
+
 def test_missing_object_is_waited_for() -> None:
     assert readiness.verdict_of(CLUSTER, None) == readiness.Verdict(WAITING, "not found yet")
 

@@ -95,6 +95,16 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _failure_message(text: str, limit: int = 300) -> str:
+    """A Serve failure message, shortened: a Python traceback is told by its last line (the
+    exception: what a user needs) after the sentence that precedes it."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        head = text.split("Traceback (most recent call last)")[0]
+        return _short(f"{' '.join(head.split())} {lines[-1]}".strip(), limit)
+    return _short(text, limit)
+
+
 def _stale(obj: Mapping[str, Any]) -> str | None:
     """A reason to wait when the status describes an older generation of the spec."""
     generation = (obj.get("metadata") or {}).get("generation")
@@ -171,7 +181,7 @@ def rayservice_verdict(obj: Mapping[str, Any]) -> Verdict:
             if app.get("status") == APP_FAILED:
                 cluster = service_status.get("rayClusterName") or "?"
                 return Verdict(FAILED, f"Serve application {name} on the {where} cluster {cluster} is "
-                                       f"{APP_FAILED}: {_short(app.get('message') or 'no message')}")
+                                       f"{APP_FAILED}: {_failure_message(app.get('message') or 'no message')}")
     ready = found.get("Ready")
     if _is(ready, "False") and ready.get("reason") == "InitializingTimeout":
         return Verdict(FAILED, f"Ready {_describe(ready)}")

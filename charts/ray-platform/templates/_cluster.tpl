@@ -80,6 +80,10 @@ workerGroupSpecs:
     replicas: {{ hasKey $group "replicas" | ternary $group.replicas $group.minReplicas }}
     minReplicas: {{ $group.minReplicas }}
     maxReplicas: {{ $group.maxReplicas }}
+    {{- /* As the operator writes the group back when it adds its finalizer. Without it, that
+    write changes the (atomic) workerGroupSpecs list, the operator becomes its owner, and the
+    next Helm 4 (server-side apply) upgrade fails with a conflict on workerGroupSpecs. */}}
+    scaleStrategy: {}
     rayStartParams:
       {{- toYaml (default dict $group.rayStartParams) | nindent 6 }}
     template:
