@@ -325,6 +325,7 @@ class UpOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     values: list[Path] = field(default_factory=lambda: [DEV_VALUES])
     tests: bool = True
+    real_ray: bool = True  # the local cluster: a real Ray head behind the RayService
 
 
 def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
@@ -334,7 +335,8 @@ def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
         from cluster.local.controlplane import Layout
         from harness.readiness import NotReady
         try:
-            local_up.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say)
+            local_up.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say,
+                        real_ray=options.real_ray)
         except (RuntimeError, NotReady) as failed:
             raise StepFailed(str(failed)) from None
         return
@@ -393,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help=f"seconds to wait for readiness (default {DEFAULT_TIMEOUT_S}, or $UP_TIMEOUT)")
     up_parser.add_argument("--values", type=Path, action="append", help="values files (default values/dev.yaml)")
     up_parser.add_argument("--no-tests", action="store_true", help="skip helm test")
+    up_parser.add_argument("--no-real-ray", action="store_true",
+                           help="local cluster: no real Ray head behind the RayService (the "
+                                "clusters alone, faster; the Serve application is then not served)")
     sub.add_parser("down", help="delete the kind cluster (or uninstall the release from KUBECONFIG's cluster)")
     args = parser.parse_args(argv)
     environ = dict(os.environ)
@@ -401,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster = preflight(environ)
             say(f"preflight ok: {cluster.describe()}")
         elif args.command == "up":
-            up(preflight(environ), UpOptions(args.timeout, args.values or [DEV_VALUES], not args.no_tests))
+            up(preflight(environ), UpOptions(args.timeout, args.values or [DEV_VALUES], not args.no_tests,
+                                                not args.no_real_ray))
         else:
             say(down(environ))
     except Refused as refused:

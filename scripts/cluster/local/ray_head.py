@@ -255,10 +255,13 @@ def ensure_tiny_model(folder: Path, say: Say = _say) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     say(f"real Ray: building the tiny Stable Diffusion pipeline (random weights) in {folder} ...")
-    subprocess.run([sys.executable, "-c",
-                    "import sys; from serving.tiny_model import build_tiny_pipeline; "
-                    "build_tiny_pipeline(sys.argv[1])", str(folder)],
-                   check=True, env={**os.environ, "PYTHONPATH": str(REPO / "scripts")})
+    result = subprocess.run([sys.executable, "-c",
+                             "import sys; from serving.tiny_model import build_tiny_pipeline; "
+                             "build_tiny_pipeline(sys.argv[1])", str(folder)],
+                            env={**os.environ, "PYTHONPATH": str(REPO / "scripts")},
+                            capture_output=True, text=True)
+    if result.returncode != 0:  # the libraries' chatter is shown only when it matters
+        raise RuntimeError(f"building the tiny pipeline failed:\n{result.stderr[-3000:]}")
     return folder
 
 

@@ -117,7 +117,7 @@ def chart_copy(workdir: Path) -> Path:
 
 
 def up(layout: Layout, values: Sequence[Path], timeout: float, helm_major: int = 4,
-       say: Callable[[str], None] = print) -> None:
+       say: Callable[[str], None] = print, real_ray: bool = True) -> None:
     kubectl = lifecycle.up(layout, say=say)
     kubectl.apply([restricted_namespace(NAMESPACE)])
     say(f"namespace {NAMESPACE}: pod-security.kubernetes.io/enforce=restricted")
@@ -141,9 +141,16 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, helm_major: int =
     say("waiting for the RayClusters the operator reconciles (status read from the API) ...")
     wait_until_ready(targets, fetcher, timeout=timeout, interval=2, report=say)
     operator = module_version()
-    if not services:
+    stopped = ray_head.stop_orphans(layout, kubectl)
+    if stopped:
+        say(f"real Ray: stopped the heads of clusters that are gone: {', '.join(stopped)}")
+    if not services or not real_ray:
+        for service in services:
+            say(f"RayService/{service['metadata']['name']}: not served - no real Ray was started "
+                "behind it (--no-real-ray)")
         say("")
         say(CLUSTERS_ONLY.format(namespace=NAMESPACE, operator=operator))
+        services = []
     for service in services:
         name = service["metadata"]["name"]
         started = time.monotonic()
