@@ -52,8 +52,9 @@ repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=h
 bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group
 	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))
 
-bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off
+bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off; then through the operator-deployed RayService on the local cluster vs the pipeline called directly
 	$(PY) -m serving.bench
+	$(PY) -m cluster.local.bench_serve
 
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
 # or KUBECONFIG's cluster; CLUSTER=local|kind forces one.
