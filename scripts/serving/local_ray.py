@@ -174,6 +174,19 @@ class LocalRay:
         return env
 
     def start(self, timeout_s: float = 90.0) -> "LocalRay":
+        """Start the cluster; on any failure or interruption (Ctrl-C, a signal handler's
+        exception) stop what was started before passing it on: `with LocalRay()` calls no
+        __exit__ when __enter__ raises. A failure keeps the temporary folder (its logs)."""
+        try:
+            return self._start(timeout_s)
+        except Exception:
+            self.stop(remove_temp_dir=False)
+            raise
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout_s: float) -> "LocalRay":
         with open(self.log_path, "wb") as log:
             proc = subprocess.Popen(ray_start_command(self.ports, self.num_cpus, self.temp_dir), env=self.env(),
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -195,10 +208,9 @@ class LocalRay:
 
     def stop(self, grace_s: float = 3.0, remove_temp_dir: bool = True) -> None:
         """End every process of this cluster's session (SIGTERM, then SIGKILL)."""
-        if self.sid is None:
-            return
-        end_session(self.sid, grace_s)
-        self.sid = None
+        if self.sid is not None:
+            end_session(self.sid, grace_s)
+            self.sid = None
         if remove_temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 

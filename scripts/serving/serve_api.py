@@ -23,11 +23,15 @@ def find_deployment(app: Dict[str, Any], name: str) -> Dict[str, Any]:
     raise KeyError(f"deployment {name!r} not in application {app.get('name')!r}")
 
 
-def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike) -> Dict[str, Any]:
+def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike,
+                    num_cpus: Optional[float] = None) -> Dict[str, Any]:
     """A copy of a chart-shaped Serve config that runs the tiny model on CPU.
 
     Sets model_id to model_dir (and drops revision/variant, which belong to a hub id),
-    device cpu, dtype float32, and num_gpus 0 for every deployment. Nothing else changes.
+    device cpu, dtype float32, and num_gpus 0 for every deployment; drops the runtime_env
+    packages this Python already has at the asked version (no pip step for them, see
+    drop_installed_packages). With num_cpus (the local Ray's CPUs), the model deployment is fitted
+    to them (fit_to_cpus). Nothing else changes.
     """
     cfg = copy.deepcopy(config)
     for app in cfg["applications"]:
@@ -36,6 +40,7 @@ def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike) -> Dict[str,
             if opts is not None:
                 opts["num_gpus"] = 0
                 opts.pop("accelerator_type", None)
+        drop_installed_packages(app)
         try:
             model = find_deployment(app, MODEL_DEPLOYMENT)
         except KeyError:
@@ -46,7 +51,80 @@ def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike) -> Dict[str,
         uc["dtype"] = "float32"
         uc.pop("revision", None)
         uc.pop("variant", None)
+        if num_cpus is not None:
+            fit_to_cpus(app, num_cpus)
     return cfg
+
+
+def missing_packages(requirements: Iterable[str]) -> list:
+    """The requirements this Python's environment does not satisfy (name and version)."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing = []
+    for line in requirements:
+        try:
+            req = Requirement(line)
+            installed = metadata.version(req.name)
+        except (InvalidRequirement, metadata.PackageNotFoundError):
+            missing.append(line)
+            continue
+        if not req.specifier.contains(installed, prereleases=True):
+            missing.append(line)
+    return missing
+
+
+def drop_installed_packages(app: Dict[str, Any]) -> list:
+    """Remove from app's runtime_env.pip what is already installed; returns what was removed.
+
+    Ray's pip step builds a virtualenv on top of this Python and runs pip in it even when every
+    package is there already: 12-22 s of a local cold start for nothing. Packages that are
+    missing (or at another version) stay, and Ray installs just those.
+    """
+    env = app.get("runtime_env") or {}
+    pip = env.get("pip")
+    if not pip:
+        return []
+    packages = pip["packages"] if isinstance(pip, dict) else list(pip)
+    missing = missing_packages(packages)
+    dropped = [p for p in packages if p not in missing]
+    if missing:
+        env["pip"] = dict(pip, packages=missing) if isinstance(pip, dict) else missing
+    else:
+        env.pop("pip")
+        if not env:
+            app.pop("runtime_env", None)
+    return dropped
+
+
+def _cpus(dep: Dict[str, Any]) -> float:
+    return float((dep.get("ray_actor_options") or {}).get("num_cpus", 1))
+
+
+def fit_to_cpus(app: Dict[str, Any], num_cpus: float) -> None:
+    """Fit the model deployment of app to a Ray with num_cpus CPUs: no more replicas (and no
+    bigger ones) than the CPUs the other deployments leave, so Serve never asks for a replica
+    that cannot start (and warns about it forever)."""
+    model = find_deployment(app, MODEL_DEPLOYMENT)
+    others = sum(_cpus(d) * int(d.get("num_replicas", 1)) for d in app.get("deployments", [])
+                 if d is not model)
+    free = max(num_cpus - others, 0.0)
+    per_replica = _cpus(model)
+    if per_replica > free:
+        per_replica = free
+        model.setdefault("ray_actor_options", {})["num_cpus"] = free
+    fits = max(1, int(free // per_replica)) if per_replica > 0 else None
+    scaling = model.get("autoscaling_config")
+    if fits is None:
+        return
+    if scaling:
+        scaling["max_replicas"] = min(int(scaling.get("max_replicas", 1)), fits)
+        for key in ("min_replicas", "initial_replicas"):
+            if scaling.get(key) is not None:
+                scaling[key] = min(int(scaling[key]), scaling["max_replicas"])
+    elif int(model.get("num_replicas", 1)) > fits:
+        model["num_replicas"] = fits
 
 
 def deploy(dashboard_url: str, config: Dict[str, Any], http_port: Optional[int] = None) -> None:
@@ -108,6 +186,29 @@ def deploy_and_wait(
     }
 
 
+def redeploy(ray: "LocalRay", config: Dict[str, Any], app_name: str, timeout_s: float = 120.0) -> None:
+    """PUT an updated config (the same applications, other options or user_config) and wait
+    until app_name runs it: deployed after the PUT, RUNNING, every deployment HEALTHY."""
+    import requests
+
+    before = serve_status(ray.dashboard_url).get("applications", {}).get(app_name, {})
+    deploy(ray.dashboard_url, config, http_port=ray.http_port)
+    deadline = time.monotonic() + timeout_s
+    last: Dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            last = serve_status(ray.dashboard_url).get("applications", {}).get(app_name, {})
+        except requests.RequestException:
+            last = {}
+        if (last.get("last_deployed_time_s") != before.get("last_deployed_time_s")
+                and last.get("status") == "RUNNING"
+                and all(d.get("status") == "HEALTHY" for d in last.get("deployments", {}).values())):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"application {app_name} did not run the new config within {timeout_s}s: "
+                       f"{json.dumps(last)[:4000]}")
+
+
 def wait_http_ready(url: str, timeout_s: float = 60.0, poll_s: float = 0.3) -> None:
     """Wait until url answers 200 (the proxy may lag the RUNNING status a little)."""
     import requests
@@ -137,8 +238,10 @@ def deploy_app(ray: "LocalRay", config: Dict[str, Any], name: Optional[str] = No
     return base
 
 
-def chart_config_for_local(values_files: Iterable[os.PathLike], model_dir: os.PathLike) -> Dict[str, Any]:
-    """The Serve config the chart renders with values_files, adapted to the tiny model on CPU."""
+def chart_config_for_local(values_files: Iterable[os.PathLike], model_dir: os.PathLike,
+                           num_cpus: Optional[float] = None) -> Dict[str, Any]:
+    """The Serve config the chart renders with values_files, adapted to the tiny model on CPU
+    (and fitted to num_cpus CPUs when given)."""
     from harness.serveconfig import render_serve_config
 
-    return adapt_for_local(render_serve_config(Path(v) for v in values_files), model_dir)
+    return adapt_for_local(render_serve_config(Path(v) for v in values_files), model_dir, num_cpus)

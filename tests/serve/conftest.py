@@ -23,6 +23,8 @@ from serving.tiny_model import build_tiny_pipeline
 sys.dont_write_bytecode = True
 
 APP_NAME = "stable_diffusion"
+# CPUs of the session's local Ray; the Serve config is fitted to them as `make serve` fits it.
+LOCAL_CPUS = 2
 
 
 @pytest.fixture(params=scenarios(), ids=str)
@@ -49,7 +51,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def local_ray():
     pytest.importorskip("ray.serve")
-    ray = LocalRay(num_cpus=2).start()
+    ray = LocalRay(num_cpus=LOCAL_CPUS).start()
     try:
         yield ray
     finally:
@@ -58,7 +60,7 @@ def local_ray():
 
 @pytest.fixture(scope="session")
 def local_serve_config(default_serve_config, tiny_model_dir):
-    return serve_api.adapt_for_local(default_serve_config, tiny_model_dir)
+    return serve_api.adapt_for_local(default_serve_config, tiny_model_dir, num_cpus=LOCAL_CPUS)
 
 
 @pytest.fixture(scope="session")

@@ -219,3 +219,48 @@ def test_chart_schema_knows_exactly_the_app_user_config_keys():
     definitions = schema.load_source()["definitions"]
     assert set(definitions["apiIngressUserConfig"]["properties"]) == set(sdconfig.INGRESS_CONFIG_KEYS)
     assert set(definitions["modelUserConfig"]["properties"]) == set(sdconfig.MODEL_CONFIG_KEYS)
+
+
+# ---------------------------------------------------------------- the local runner's adaptation
+
+
+def test_local_config_has_no_pip_step_for_installed_packages(default_serve_config, tmp_path):
+    """The chart's app.pip pins are the serve requirements: on this venv nothing is left to
+    install, so Ray's runtime_env pip step (a virtualenv and a pip run, 12-22 s) is skipped."""
+    from serving import serve_api
+
+    rendered = default_serve_config["applications"][0]
+    assert rendered["runtime_env"]["pip"], "the chart's default renders no pip list any more"
+    local = serve_api.adapt_for_local(default_serve_config, tmp_path)["applications"][0]
+    assert "pip" not in local.get("runtime_env", {})
+
+
+def test_only_missing_packages_stay_in_the_pip_step():
+    from importlib import metadata
+
+    from serving import serve_api
+
+    torch = metadata.version("torch")
+    app = {"runtime_env": {"pip": [f"torch=={torch}", "torch==0.0.1", "no-such-package-rpsd==1.0",
+                                   f"diffusers>={metadata.version('diffusers')}"],
+                           "env_vars": {"A": "1"}}}
+    dropped = serve_api.drop_installed_packages(app)
+    assert dropped == [f"torch=={torch}", f"diffusers>={metadata.version('diffusers')}"]
+    assert app["runtime_env"] == {"pip": ["torch==0.0.1", "no-such-package-rpsd==1.0"], "env_vars": {"A": "1"}}
+
+
+@pytest.mark.parametrize("num_cpus,max_replicas,model_cpus", [(2, 1, 1), (8, 2, 1), (1, 1, 0.5)])
+def test_local_config_fits_the_local_cpus(default_serve_config, tmp_path, num_cpus, max_replicas, model_cpus):
+    """No model replica the local Ray cannot place: the chart's default (up to 2 replicas of 1 CPU
+    next to a 0.5-CPU ingress) gets 1 replica on 2 CPUs, keeps 2 on 8, and a smaller one on 1."""
+    from serving import serve_api
+
+    app = serve_api.adapt_for_local(default_serve_config, tmp_path, num_cpus=num_cpus)["applications"][0]
+    model = serve_api.find_deployment(app, serve_api.MODEL_DEPLOYMENT)
+    ingress = serve_api.find_deployment(app, serve_api.INGRESS_DEPLOYMENT)
+    scaling = model["autoscaling_config"]
+    assert (scaling["max_replicas"], model["ray_actor_options"]["num_cpus"]) == (max_replicas, model_cpus)
+    assert scaling["min_replicas"] <= scaling["max_replicas"]
+    used = (ingress["num_replicas"] * ingress["ray_actor_options"]["num_cpus"]
+            + scaling["max_replicas"] * model["ray_actor_options"]["num_cpus"])
+    assert used <= num_cpus

@@ -77,12 +77,18 @@ applications:
       - name: APIIngress
         num_replicas: {{ $sd.apiIngress.replicas }}
         max_ongoing_requests: {{ $sd.apiIngress.maxOngoingRequests }}
+        max_queued_requests: {{ $sd.apiIngress.maxQueuedRequests }}
+        backpressure_config:
+          retry_after_s: {{ $sd.apiIngress.retryAfterS }}
         ray_actor_options:
           num_cpus: {{ $sd.apiIngress.numCpus }}
         user_config:
           {{- toYaml $sd.apiIngress.userConfig | nindent 10 }}
       - name: StableDiffusionModel
         max_ongoing_requests: {{ $sd.model.maxOngoingRequests }}
+        max_queued_requests: {{ $sd.model.maxQueuedRequests }}
+        backpressure_config:
+          retry_after_s: {{ $sd.apiIngress.retryAfterS }}
         autoscaling_config:
           min_replicas: {{ $sd.model.autoscaling.minReplicas }}
           max_replicas: {{ $sd.model.autoscaling.maxReplicas }}
@@ -148,6 +154,35 @@ call with: include "ray-platform.stable-diffusion.appFiles" .
 {{- end }}
 
 {{/*
+How many model replicas the enabled worker groups hold at their maxReplicas: per worker, its gpus
+over model.numGpus (a GPU model), else its CPUs over model.numCpus (the CPUs KubeRay gives Ray:
+rayStartParams num-cpus, else the container's CPU limit, else its request, rounded up). The
+ingress's small CPU share is left out. -1 when nothing bounds it (numCpus 0 on a CPU model).
+call with: include "ray-platform.stable-diffusion.replicasThatFit" .
+*/}}
+{{- define "ray-platform.stable-diffusion.replicasThatFit" -}}
+{{- $model := .Values.stableDiffusion.model }}
+{{- $gpus := float64 $model.numGpus }}
+{{- $cpus := float64 $model.numCpus }}
+{{- $fit := 0 }}
+{{- range $name, $group := .Values.stableDiffusion.workerGroups }}
+{{- if or (not (hasKey $group "enabled")) $group.enabled }}
+{{- $per := 0.0 }}
+{{- if gt $gpus 0.0 }}
+{{- $per = floor (divf (float64 (default 0 $group.gpus)) $gpus) }}
+{{- else if gt $cpus 0.0 }}
+{{- $resources := default dict $group.resources }}
+{{- $quantity := dig "num-cpus" (dig "cpu" (dig "cpu" "0" (default dict $resources.requests)) (default dict $resources.limits)) (default dict $group.rayStartParams) | toString }}
+{{- $workerCpus := ternary (divf (float64 (trimSuffix "m" $quantity)) 1000.0) (float64 $quantity) (hasSuffix "m" $quantity) | ceil }}
+{{- $per = floor (divf $workerCpus $cpus) }}
+{{- end }}
+{{- $fit = add $fit (mul (int $per) (int $group.maxReplicas)) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $gpus 0.0) (eq $cpus 0.0) }}-1{{ else }}{{ $fit }}{{ end }}
+{{- end }}
+
+{{/*
 Refuse a service that can never become ready: model replicas asking for more GPUs than any
 worker has, autoscaling bounds upside down, request limits that contradict each other.
 call with: include "ray-platform.stable-diffusion.check" .
@@ -169,6 +204,10 @@ call with: include "ray-platform.stable-diffusion.check" .
 {{- $scaling := $sd.model.autoscaling }}
 {{- if gt (int $scaling.minReplicas) (int $scaling.maxReplicas) }}
 {{- fail (printf "stableDiffusion.model.autoscaling.minReplicas (%d) is greater than stableDiffusion.model.autoscaling.maxReplicas (%d)." (int $scaling.minReplicas) (int $scaling.maxReplicas)) }}
+{{- end }}
+{{- $fit := int (include "ray-platform.stable-diffusion.replicasThatFit" .) }}
+{{- if and (ge $fit 0) (gt (int $scaling.maxReplicas) $fit) }}
+{{- fail (printf "stableDiffusion.model.autoscaling.maxReplicas (%d) is more model replicas than the enabled stableDiffusion.workerGroups can hold at their maxReplicas (%d, at stableDiffusion.model.numGpus %v / numCpus %v each): Serve would keep asking for replicas that never start. Lower it, or raise a worker group's maxReplicas." (int $scaling.maxReplicas) $fit $sd.model.numGpus $sd.model.numCpus) }}
 {{- end }}
 {{- $limits := $sd.apiIngress.userConfig }}
 {{- if not (and (le (int $limits.min_img_size) (int $limits.default_img_size)) (le (int $limits.default_img_size) (int $limits.max_img_size))) }}

@@ -20,7 +20,9 @@ max_guidance              float  20.0     largest accepted guidance (smallest is
 max_prompt_length         int    500      longest accepted prompt / negative_prompt,
                                           in characters
 request_timeout_s         float  300.0    how long the ingress waits for an image
-                                          before answering 504
+                                          before answering 504 (and cancels the work)
+max_body_bytes            int    65536    largest accepted POST body; a longer one is
+                                          answered 413 before it is read to the end
 ========================  =====  =======  ==============================================
 
 StableDiffusionModel keys
@@ -45,10 +47,14 @@ cache_dir             str|null     null      where hub downloads are cached (def
 max_batch_size        int          4         most requests per @serve.batch call (1-64;
                                              1 switches batching off)
 batch_wait_timeout_s  float        0.1       how long a batch waits to fill (0-10 s)
+torch_threads         int|null     null      torch CPU threads of the replica (1-256);
+                                             null keeps Ray's setting (OMP_NUM_THREADS =
+                                             the replica's num_cpus)
 ====================  ===========  ========================================  =========
 
 Changing model_id, revision, variant, dtype, device, local_files_only or cache_dir
-reloads the pipeline; scheduler is swapped in place; the batch keys apply at once.
+reloads the pipeline; scheduler is swapped in place; the batch keys and torch_threads apply
+at once.
 """
 
 from __future__ import annotations
@@ -121,6 +127,7 @@ class IngressConfig:
     max_guidance: float = 20.0
     max_prompt_length: int = 500
     request_timeout_s: float = 300.0
+    max_body_bytes: int = 65536
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -138,6 +145,7 @@ class ModelConfig:
     cache_dir: Optional[str] = None
     max_batch_size: int = 4
     batch_wait_timeout_s: float = 0.1
+    torch_threads: Optional[int] = None
 
     # Keys whose change needs a new pipeline (the others apply in place).
     LOAD_KEYS = ("model_id", "revision", "variant", "dtype", "device", "local_files_only",
@@ -163,6 +171,7 @@ _INGRESS_CHECKS: Dict[str, Callable[[str, Any], Any]] = {
     "max_guidance": lambda k, v: _float(k, v, 0.0, 100.0),
     "max_prompt_length": lambda k, v: _int(k, v, 1, 100_000),
     "request_timeout_s": lambda k, v: _float(k, v, 0.001, 86_400.0),
+    "max_body_bytes": lambda k, v: _int(k, v, 256, 64 * 1024 * 1024),
 }
 
 _MODEL_CHECKS: Dict[str, Callable[[str, Any], Any]] = {
@@ -176,6 +185,7 @@ _MODEL_CHECKS: Dict[str, Callable[[str, Any], Any]] = {
     "cache_dir": _opt_str,
     "max_batch_size": lambda k, v: _int(k, v, 1, 64),
     "batch_wait_timeout_s": lambda k, v: _float(k, v, 0.0, 10.0),
+    "torch_threads": lambda k, v: None if v is None else _int(k, v, 1, 256),
 }
 
 

@@ -12,11 +12,18 @@ gives strict byte-reproducibility under concurrency.
 If the pipeline fails to load, the error is kept and check_health() raises it: Serve
 then counts the replica as failed (at start-up: DEPLOY_FAILED after its retries; later:
 UNHEALTHY, and the replica is replaced, which retries the load).
+
+Cancellation: when Serve cancels a request (its client went away, or the ingress gave up at
+request_timeout_s), the request leaves its batch if that has not started; if its pipeline call
+is running and every request of that call is cancelled, the call stops at the next torch
+operation (cancel.py) and the replica takes the next batch. A call that still has a request
+someone waits for runs on; the cancelled rows' images are thrown away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import threading
@@ -26,6 +33,7 @@ from typing import Any, Dict, List, Optional
 
 from ray import serve
 
+from .cancel import Cancelled, CancelPoints, Job
 from .config import SCHEDULERS, ModelConfig, parse_model_config
 
 logger = logging.getLogger("ray.serve")
@@ -50,13 +58,6 @@ def _resolve_dtype(name: str, device: str):
     return name, getattr(torch, name)
 
 
-def _torch_threads() -> Optional[int]:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
-
-
 @serve.deployment(user_config={}, max_ongoing_requests=8)
 class StableDiffusionModel:
     def __init__(self) -> None:
@@ -73,6 +74,11 @@ class StableDiffusionModel:
         self._batch_sizes: Counter = Counter()
         self._sub_batch_sizes: Counter = Counter()
         self._images = 0
+        self._cancelled = 0  # requests Serve cancelled (client gone, ingress timeout)
+        self._interrupted = 0  # pipeline calls stopped because all their requests were
+        self._step_callback = False  # the pipeline takes callback_on_step_end
+        self._torch_threads: Optional[int] = None  # of the thread that ran the last call
+        self._running: Optional[Dict[str, Any]] = None  # the pipeline call under way
 
     # ------------------------------------------------------------------ configuration
 
@@ -114,6 +120,8 @@ class StableDiffusionModel:
                     pipe = DiffusionPipeline.from_pretrained(cfg.model_id, **kwargs)
                 pipe = pipe.to(device)
                 pipe.set_progress_bar_config(disable=True)
+                self._step_callback = ("callback_on_step_end"
+                                       in inspect.signature(pipe.__call__).parameters)
                 if device == "cuda":
                     torch.backends.cuda.matmul.allow_tf32 = True
                 self._pipe, self._base_scheduler = pipe, pipe.scheduler
@@ -157,51 +165,83 @@ class StableDiffusionModel:
         if self._pipe is None:
             reason = self._load_error or "pipeline is loading"
             return {"ok": False, "status": 503, "error": f"model not ready: {reason}"}
-        return await self._generate_batch(request)
+        job = Job(request)
+        try:
+            return await self._generate_batch(job)
+        except asyncio.CancelledError:  # Serve cancelled the request: stop its work
+            job.cancelled = True
+            self._cancelled += 1
+            raise
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.1)
-    async def _generate_batch(self, requests: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        self._batch_sizes[len(requests)] += 1
+    async def _generate_batch(self, jobs: List[Job]) -> List[Dict[str, Any]]:
+        self._batch_sizes[len(jobs)] += 1
         groups: Dict[tuple, List[int]] = defaultdict(list)
-        for i, r in enumerate(requests):
+        for i, job in enumerate(jobs):
+            r = job.request
             groups[(r["height"], r["width"], r["steps"], r["guidance"])].append(i)
-        results: List[Optional[Dict[str, Any]]] = [None] * len(requests)
+        gone = {"ok": False, "status": 499, "error": "request cancelled"}
+        results: List[Dict[str, Any]] = [gone] * len(jobs)
         for idxs in groups.values():
-            items = [requests[i] for i in idxs]
+            idxs = [i for i in idxs if not jobs[i].cancelled]  # left while earlier groups ran
+            if not idxs:
+                continue
+            items = [jobs[i] for i in idxs]
             self._sub_batch_sizes[len(items)] += 1
             try:
                 pngs = await asyncio.to_thread(self._run, items)
                 for i, png in zip(idxs, pngs):
-                    results[i] = {"ok": True, "png": png, "seed": requests[i]["seed"]}
+                    results[i] = {"ok": True, "png": png, "seed": jobs[i].request["seed"]}
+            except Cancelled:
+                self._interrupted += 1
+                logger.info("stopped a pipeline call of %d cancelled request(s)", len(items))
             except Exception as e:
                 logger.exception("generation failed for a sub-batch of %d", len(items))
                 for i in idxs:
                     results[i] = {"ok": False, "status": 500,
                                   "error": f"generation failed: {type(e).__name__}: {e}"}
-        return results  # type: ignore[return-value]
+        return results
 
-    def _run(self, items: List[Dict[str, Any]]) -> List[bytes]:
-        """Runs one pipeline call for items that share size, steps and guidance."""
+    def _run(self, jobs: List[Job]) -> List[bytes]:
+        """Runs one pipeline call for jobs that share size, steps and guidance (worker thread).
+        Raises Cancelled when every job is cancelled before it ends."""
         import torch
 
-        first = items[0]
-        negatives = [it.get("negative_prompt") for it in items]
+        first = jobs[0].request
+        negatives = [j.request.get("negative_prompt") for j in jobs]
+        points = CancelPoints(jobs)
         with self._pipe_lock:
             if self._pipe is None:
                 raise RuntimeError(self._load_error or "pipeline is not loaded")
+            threads = self._cfg.torch_threads if self._cfg else None
+            # Per thread: torch's CPU thread count is thread-local once a thread has run an op.
+            if threads and torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            self._torch_threads = torch.get_num_threads()
             # CPU generators: the same seed gives the same start noise on any device.
-            generators = [torch.Generator("cpu").manual_seed(int(it["seed"])) for it in items]
-            with torch.inference_mode():
-                out = self._pipe(
-                    prompt=[it["prompt"] for it in items],
-                    negative_prompt=None if not any(negatives) else [n or "" for n in negatives],
-                    height=first["height"],
-                    width=first["width"],
-                    num_inference_steps=first["steps"],
-                    guidance_scale=first["guidance"],
-                    generator=generators,
-                    output_type="pil",
-                )
+            generators = [torch.Generator("cpu").manual_seed(int(j.request["seed"]))
+                          for j in jobs]
+            kwargs: Dict[str, Any] = {}
+            if self._step_callback:
+                kwargs["callback_on_step_end"] = self._step_done(points)
+            self._running = {"requests": len(jobs), "step": 0, "steps": first["steps"],
+                             "img_size": first["width"], "started": time.time()}
+            try:
+                with torch.inference_mode(), points:
+                    out = self._pipe(
+                        prompt=[j.request["prompt"] for j in jobs],
+                        negative_prompt=(None if not any(negatives)
+                                         else [n or "" for n in negatives]),
+                        height=first["height"],
+                        width=first["width"],
+                        num_inference_steps=first["steps"],
+                        guidance_scale=first["guidance"],
+                        generator=generators,
+                        output_type="pil",
+                        **kwargs,
+                    )
+            finally:
+                self._running = None
         pngs = []
         for image in out.images:
             buf = io.BytesIO()
@@ -209,6 +249,29 @@ class StableDiffusionModel:
             pngs.append(buf.getvalue())
         self._images += len(pngs)
         return pngs
+
+    def _step_done(self, points: CancelPoints):
+        """callback_on_step_end: progress for /info, and the between-steps cancel check."""
+        def done(_pipe, i: int, _t, tensors: Dict[str, Any]) -> Dict[str, Any]:
+            running = self._running
+            if running is not None:
+                running["step"] = i + 1
+            points.check()
+            return tensors
+
+        return done
+
+    def _threads(self) -> Optional[int]:
+        """Torch CPU threads the pipeline runs with: those of the last call, else what the next
+        one gets (torch_threads, else this process's setting)."""
+        import sys
+
+        if self._torch_threads is not None:
+            return self._torch_threads
+        if self._cfg is not None and self._cfg.torch_threads:
+            return self._cfg.torch_threads
+        torch = sys.modules.get("torch")
+        return torch.get_num_threads() if torch is not None else None
 
     def info(self) -> Dict[str, Any]:
         return {
@@ -218,11 +281,14 @@ class StableDiffusionModel:
             "pipeline": type(self._pipe).__name__ if self._pipe is not None else None,
             "scheduler": type(self._pipe.scheduler).__name__ if self._pipe is not None else None,
             "device": self._device,
-            "torch_threads": _torch_threads(),
+            "torch_threads": self._threads(),
             "dtype": self._dtype,
             "loaded_at": self._loaded_at,
             "config": self._cfg.as_dict() if self._cfg else None,
             "images": self._images,
+            "cancelled": self._cancelled,
+            "interrupted": self._interrupted,
+            "running": dict(self._running) if self._running else None,
             "batch_size_counts": {str(k): v for k, v in sorted(self._batch_sizes.items())},
             "sub_batch_size_counts": {str(k): v for k, v in
                                       sorted(self._sub_batch_sizes.items())},
