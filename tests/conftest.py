@@ -8,11 +8,13 @@ they would without xdist; every other test goes to whichever worker is free.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from harness.crds import CrdRegistry, registry
 from harness.render import Renderer, RenderRequest
@@ -48,6 +50,26 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder every worker process of this test run sees (the run's temporary root)."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def values_file(shared_dir: Path):
+    """values_file(values) -> a values file that every worker finds under the same name: one
+    per content (the render cache of a process is keyed by request, so a name must not be
+    reused for other values)."""
+    folder = shared_dir / "values-files"
+    folder.mkdir(exist_ok=True)
+
+    def _write(values: dict[str, Any]) -> Path:
+        text = yaml.safe_dump(values, sort_keys=True)
+        path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+        if not path.is_file():
+            staged = path.with_name(f".{path.name}.{os.getpid()}")  # another worker may write it too
+            staged.write_text(text)
+            staged.replace(path)
+        return path
+
+    return _write
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_hook_pods_go_through_every_pod_policy(render) -> None:
         assert "readinessProbe" not in template.spec["containers"][0]
         # ...and the policies do look at them: a root container is caught.
         template.spec["containers"][0]["securityContext"]["runAsUser"] = 0
-        assert rules.pod_problems(template)["pod-security-restricted"]
+        assert rules.pod_problems(template)["pod-security"]
 
 
 def test_hook_pods_run_the_ray_image_and_their_resources(render) -> None:

@@ -6,11 +6,13 @@ from typing import Any, Iterable
 
 from harness import kubernetes, rules
 from harness.crds import CrdRegistry
+from harness.podsecurity import DEFAULT_LEVEL
 from harness.pods import pod_templates
 from harness.render import object_ref
+from harness.versions import SUPPORTED_KUBE_MINORS
 
 CHECKS = ("kubernetes-schema", "crd-schema", "operator-rules", "image-version",
-          "pod-security-restricted", "resources", "image-tag", "probes")
+          "pod-security", "resources", "image-tag", "probes")
 
 
 @dataclass(frozen=True)
@@ -43,15 +45,23 @@ def schema_problems(obj: dict[str, Any], crds: CrdRegistry, minors: Iterable[str
     return found
 
 
-def semantic_problems(obj: dict[str, Any]) -> list[Problem]:
+def semantic_problems(obj: dict[str, Any], minors: Iterable[str] = (SUPPORTED_KUBE_MINORS[-1],),
+                      pod_security_level: str = DEFAULT_LEVEL) -> list[Problem]:
+    """Operator rules and pod policies; Pod Security at pod_security_level for each minor (its
+    rules differ between minors), a problem found in only some of them naming those."""
     ref = object_ref(obj)
+    minors = list(minors)
     found = [Problem("operator-rules", ref, message) for message in rules.operator_problems(obj)]
     found += [Problem("image-version", ref, message) for message in rules.image_version_problems(obj)]
-    found += [Problem("pod-security-restricted", ref, message)
-              for message in rules.autoscaler_container_problems(obj)]
+    found += [Problem("resources", ref, message) for message in rules.autoscaler_container_problems(obj)]
     for pod in pod_templates(obj):
-        for policy, messages in rules.pod_problems(pod).items():
-            found += [Problem(policy, pod.where, message) for message in messages]
+        per_minor = {minor: rules.pod_problems(pod, pod_security_level, minor) for minor in minors}
+        for policy in rules.POD_POLICIES:
+            messages = dict.fromkeys(m for minor in minors for m in per_minor[minor][policy])
+            for message in messages:
+                where = [minor for minor in minors if message in per_minor[minor][policy]]
+                suffix = "" if len(where) == len(minors) else f" (Kubernetes {', '.join(where)})"
+                found.append(Problem(policy, pod.where, message + suffix))
     return found
 
 
@@ -62,10 +72,11 @@ def values_problems(values: dict[str, Any]) -> list[Problem]:
             for message in rules.operator_resource_problems(values)]
 
 
-def check_objects(objects: list[dict[str, Any]], crds: CrdRegistry, minors: Iterable[str]) -> list[Problem]:
+def check_objects(objects: list[dict[str, Any]], crds: CrdRegistry, minors: Iterable[str],
+                  pod_security_level: str = DEFAULT_LEVEL) -> list[Problem]:
     minors = list(minors)
     found: list[Problem] = []
     for obj in objects:
         found += schema_problems(obj, crds, minors)
-        found += semantic_problems(obj)
+        found += semantic_problems(obj, minors, pod_security_level)
     return found

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.check import CHECKS, check_objects, values_problems
 from harness.crds import registry
+from harness.podsecurity import DEFAULT_LEVEL
 from harness.render import Renderer, RenderError, RenderRequest, normalise_paths
 from harness.tools import ToolMissing, crd_dir
 from harness.values import merged_values
@@ -65,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAIL render: helm majors {majors} produced different manifests")
             failures += 1
         if rendered:
-            problems = check_objects(rendered[majors[-1]], crds, minors) + values_problems(merged_values(args.values))
+            values = merged_values(args.values)
+            level = (values.get("podSecurity") or {}).get("level", DEFAULT_LEVEL)
+            print(f"     Pod Security level {level} (podSecurity.level)")
+            problems = check_objects(rendered[majors[-1]], crds, minors, level) + values_problems(values)
             for check in CHECKS:
                 mine = [p for p in problems if p.check == check]
                 print(f"{'FAIL' if mine else 'ok  '} {check}" + (f": {len(mine)} problem(s)" if mine else ""))

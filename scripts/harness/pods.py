@@ -15,20 +15,44 @@ class PodTemplate:
     path: str  # where in the owner: "spec.headGroupSpec.template"
     template: dict[str, Any]  # {metadata, spec}
     ray_node: bool  # a Ray head or worker (the operator adds probes and the ray start command)
+    # Containers the KubeRay operator adds to the pods it creates from this template, as far as
+    # Pod Security sees them: the head's autoscaler sidecar.
+    sidecars: tuple[dict[str, Any], ...] = ()
 
     @property
     def spec(self) -> dict[str, Any]:
         return self.template.get("spec") or {}
+
+    def as_created(self) -> dict[str, Any]:
+        """{metadata, spec} of the pod the API server admits: the template plus the sidecars."""
+        if not self.sidecars:
+            return self.template
+        spec = {**self.spec, "containers": [*(self.spec.get("containers") or []), *self.sidecars]}
+        return {**self.template, "spec": spec}
 
     @property
     def where(self) -> str:
         return f"{self.owner} {self.path}"
 
 
+def autoscaler_sidecar(spec: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The autoscaler container the operator adds to the head of a cluster with in-tree
+    autoscaling: named "autoscaler", with autoscalerOptions.securityContext when set (KubeRay
+    ray-operator v1.6.2, common/pod.go). The wait-gcs-ready init container of workers copies the
+    Ray container's securityContext, so it cannot change a Pod Security verdict: left out."""
+    if not spec.get("enableInTreeAutoscaling"):
+        return ()
+    container: dict[str, Any] = {"name": "autoscaler"}
+    security = (spec.get("autoscalerOptions") or {}).get("securityContext")
+    if security is not None:
+        container["securityContext"] = security
+    return (container,)
+
+
 def _ray_cluster_templates(owner: str, spec: dict[str, Any], prefix: str) -> Iterator[PodTemplate]:
     head = (spec.get("headGroupSpec") or {}).get("template")
     if head is not None:
-        yield PodTemplate(owner, f"{prefix}headGroupSpec.template", head, True)
+        yield PodTemplate(owner, f"{prefix}headGroupSpec.template", head, True, autoscaler_sidecar(spec))
     for index, group in enumerate(spec.get("workerGroupSpecs") or []):
         name = group.get("groupName", index)
         yield PodTemplate(owner, f"{prefix}workerGroupSpecs[{name}].template", group.get("template") or {}, True)

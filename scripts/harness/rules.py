@@ -2,16 +2,18 @@
 
 operator_problems: what the KubeRay operator (v1.7.0, validation.go) rejects at reconcile time,
 caught at render time instead of in the operator's logs.
-pod_problems: the chart's policies on every pod template - Pod Security "restricted", resource
-requests and limits, pinned image tags, probes on non-Ray workloads.
+pod_problems: the chart's policies on every pod template - Pod Security at podSecurity.level
+(podsecurity.py), resource requests and limits, pinned image tags, probes on non-Ray workloads.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from harness import podsecurity
+from harness.podsecurity import DEFAULT_LEVEL
 from harness.pods import PodTemplate, ray_cluster_specs
-from harness.versions import MIN_RAY_VERSION_FOR_TOKEN_AUTH
+from harness.versions import MIN_RAY_VERSION_FOR_TOKEN_AUTH, SUPPORTED_KUBE_MINORS
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47}
@@ -134,38 +136,12 @@ def _all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return (spec.get("initContainers") or []) + (spec.get("containers") or [])
 
 
-def restricted_problems(pod: PodTemplate) -> Iterator[str]:
-    """Pod Security Standard "restricted" (v1.30+), container by container."""
-    spec = pod.spec
-    pod_sc = spec.get("securityContext") or {}
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(flag):
-            yield f"{flag} is not allowed"
-    for volume in spec.get("volumes") or []:
-        if "hostPath" in volume:
-            yield f"volume {volume.get('name')}: hostPath is not allowed"
-    pod_seccomp = (pod_sc.get("seccompProfile") or {}).get("type")
-    for container in _all_containers(spec):
-        name, sc = container.get("name"), container.get("securityContext") or {}
-        if sc.get("privileged"):
-            yield f"container {name}: privileged"
-        if sc.get("allowPrivilegeEscalation") is not False:
-            yield f"container {name}: allowPrivilegeEscalation must be false"
-        caps = sc.get("capabilities") or {}
-        if "ALL" not in (caps.get("drop") or []):
-            yield f"container {name}: capabilities must drop ALL"
-        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
-            yield f"container {name}: only NET_BIND_SERVICE may be added"
-        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
-            yield f"container {name}: runAsNonRoot must be true"
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
-            yield f"container {name}: runAsUser 0"
-        seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            yield f"container {name}: seccompProfile must be RuntimeDefault or Localhost"
-        for port in container.get("ports") or []:
-            if port.get("hostPort"):
-                yield f"container {name}: hostPort {port['hostPort']}"
+def pod_security_problems(pod: PodTemplate, level: str = DEFAULT_LEVEL,
+                          minor: str = SUPPORTED_KUBE_MINORS[-1]) -> Iterator[str]:
+    """The Kubernetes Pod Security admission at `level` (podSecurity.level) on the pod the API
+    server gets from this template (the operator's autoscaler sidecar included)."""
+    for violation in podsecurity.violations(pod.as_created(), level, minor):
+        yield str(violation)
 
 
 # What every container must state: the scheduler places by requests; a memory limit keeps one
@@ -218,30 +194,30 @@ def probe_problems(pod: PodTemplate) -> Iterator[str]:
             yield f"container {container.get('name')}: no readinessProbe"
 
 
-POD_POLICIES = {
-    "pod-security-restricted": restricted_problems,
-    "resources": resource_problems,
-    "image-tag": image_problems,
-    "probes": probe_problems,
+POD_POLICIES: dict[str, Callable[[PodTemplate, str, str], Iterator[str]]] = {
+    "pod-security": pod_security_problems,
+    "resources": lambda pod, level, minor: resource_problems(pod),
+    "image-tag": lambda pod, level, minor: image_problems(pod),
+    "probes": lambda pod, level, minor: probe_problems(pod),
 }
 
 
-def pod_problems(pod: PodTemplate) -> dict[str, list[str]]:
-    """Policy name -> violations for one pod template."""
-    return {name: list(check(pod)) for name, check in POD_POLICIES.items()}
+def pod_problems(pod: PodTemplate, level: str = DEFAULT_LEVEL,
+                 minor: str = SUPPORTED_KUBE_MINORS[-1]) -> dict[str, list[str]]:
+    """Policy name -> violations for one pod template (Pod Security at level and minor)."""
+    return {name: list(check(pod, level, minor)) for name, check in POD_POLICIES.items()}
 
 
 def autoscaler_container_problems(obj: dict[str, Any]) -> list[str]:
     """The operator builds the autoscaler sidecar from autoscalerOptions: hold it to the same
-    restricted securityContext and resource policy as the containers the chart writes itself."""
+    resource policy as the containers the chart writes itself (its Pod Security is judged in the
+    head's pod, pods.PodTemplate.sidecars)."""
     found = []
     for where, spec, _ in ray_cluster_specs(obj):
         if not spec.get("enableInTreeAutoscaling"):
             continue
         options = spec.get("autoscalerOptions") or {}
-        container = {"name": "autoscaler", "securityContext": options.get("securityContext"),
-                     "resources": options.get("resources"), "image": "autoscaler:from-head"}
+        container = {"name": "autoscaler", "resources": options.get("resources"), "image": "autoscaler:from-head"}
         pod = PodTemplate(where, "autoscalerOptions", {"spec": {"containers": [container]}}, True)
-        for policy in (restricted_problems, resource_problems):
-            found += [f"{where} autoscalerOptions: {problem}" for problem in policy(pod)]
+        found += [f"{where} autoscalerOptions: {problem}" for problem in resource_problems(pod)]
     return found

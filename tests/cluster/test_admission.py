@@ -87,12 +87,13 @@ def test_helm_test_hook_pods_are_admitted_under_restricted(local_cluster, fresh_
 
 
 def test_readiness_reports_pods_that_restricted_refuses(local_cluster, fresh_namespace):
-    """A head running as root renders and installs (the chart does not check it yet), but the
-    API server refuses the operator's head pod under `restricted`: the readiness code must say
-    the RayCluster failed, not wait forever."""
+    """A head running as root, with values that claim a baseline namespace (podSecurity.level,
+    so the chart admits it) installed into one that enforces `restricted`: the API server refuses
+    the operator's head pod, and the readiness code must say the RayCluster failed, not wait
+    forever."""
     namespace = fresh_namespace("root-head")
     release = Release(RELEASE, namespace, local_cluster.chart, DEV,
-                      ("kuberay-operator.enabled=false",
+                      ("kuberay-operator.enabled=false", "podSecurity.level=baseline",
                        "rayCluster.head.securityContext.runAsUser=0",
                        "rayCluster.head.securityContext.runAsNonRoot=false"))
     result = install(release, local_cluster.kubeconfig, 4)

@@ -48,19 +48,25 @@ authOptions:
 gcsFaultToleranceOptions:
   {{- . | nindent 2 }}
 {{- end }}
+{{- /* The sidecar's options, kept for the head pod's Pod Security check (_podsecurity.tpl). */}}
+{{- $autoscalerOptions := "" }}
 {{- with $cluster.autoscaler }}
 enableInTreeAutoscaling: {{ .enabled }}
 {{- if .enabled }}
+{{- $autoscalerOptions = include "ray-platform.cluster.autoscalerOptions" (dict "root" $root "autoscaler" .) }}
 autoscalerOptions:
-  {{- include "ray-platform.cluster.autoscalerOptions" (dict "root" $root "autoscaler" .) | nindent 2 }}
+  {{- $autoscalerOptions | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- $headKey := printf "%s.head" $key }}
+{{- $headTemplate := include "ray-platform.pod.template" (dict "root" $root "group" $head "key" $headKey "nodeType" "head" "component" .component "extra" .extra "ports" (concat (include "ray-platform.pod.headPorts" $root | fromYamlArray) $extraPorts)) }}
+{{- $refusals := include "ray-platform.podsecurity.rayPodRefusals" (dict "root" $root "template" $headTemplate "group" $head "key" $headKey "nodeType" "head" "clusterKey" $key "autoscaler" (default dict (fromYaml $autoscalerOptions))) | fromYamlArray }}
 headGroupSpec:
   serviceType: {{ $cluster.head.serviceType }}
   rayStartParams:
     {{- toYaml (default dict $cluster.head.rayStartParams) | nindent 4 }}
   template:
-    {{- include "ray-platform.pod.template" (dict "root" $root "group" $head "key" (printf "%s.head" $key) "nodeType" "head" "component" .component "extra" .extra "ports" (concat (include "ray-platform.pod.headPorts" $root | fromYamlArray) $extraPorts)) | nindent 4 }}
+    {{- $headTemplate | nindent 4 }}
 {{- $groupNames := list }}
 {{- range $groupName, $group := $cluster.workerGroups }}
 {{- /* A group is enabled unless it says otherwise: an overlay adding a group need not say so. */}}
@@ -76,6 +82,8 @@ workerGroupSpecs:
   {{- $group := get $cluster.workerGroups $groupName }}
   {{- $groupKey := printf "%s.workerGroups.%s" $key $groupName }}
   {{- include "ray-platform.cluster.checkReplicas" (dict "group" $group "key" $groupKey) }}
+  {{- $workerTemplate := include "ray-platform.pod.template" (dict "root" $root "group" $group "key" $groupKey "nodeType" "worker" "component" $.component "groupName" $groupName "extra" $.extra "ports" (concat (include "ray-platform.pod.workerPorts" $root | fromYamlArray) $extraPorts)) }}
+  {{- $refusals = concat $refusals (include "ray-platform.podsecurity.rayPodRefusals" (dict "root" $root "template" $workerTemplate "group" $group "key" $groupKey "nodeType" "worker" "clusterKey" $key) | fromYamlArray) }}
   - groupName: {{ $groupName }}
     replicas: {{ hasKey $group "replicas" | ternary $group.replicas $group.minReplicas }}
     minReplicas: {{ $group.minReplicas }}
@@ -87,9 +95,11 @@ workerGroupSpecs:
     rayStartParams:
       {{- toYaml (default dict $group.rayStartParams) | nindent 6 }}
     template:
-      {{- include "ray-platform.pod.template" (dict "root" $root "group" $group "key" $groupKey "nodeType" "worker" "component" $.component "groupName" $groupName "extra" $.extra "ports" (concat (include "ray-platform.pod.workerPorts" $root | fromYamlArray) $extraPorts)) | nindent 6 }}
+      {{- $workerTemplate | nindent 6 }}
   {{- end }}
 {{- end }}
+{{- /* Every pod of this cluster against podSecurity.level, all refusals in one message. */}}
+{{- include "ray-platform.podsecurity.fail" (dict "refusals" $refusals) }}
 {{- end }}
 
 {{/*
@@ -112,7 +122,7 @@ secretName: {{ $auth.existingSecret }}
 
 {{/*
 spec.autoscalerOptions of a Ray cluster. The autoscaler sidecar gets the chart's restricted
-securityContext like every other container.
+securityContext like every other container (and the head pod's Pod Security check judges it).
 call with: include "ray-platform.cluster.autoscalerOptions" (dict "root" $ "autoscaler" $values)
 */}}
 {{- define "ray-platform.cluster.autoscalerOptions" -}}
