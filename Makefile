@@ -9,7 +9,7 @@ CHART := charts/ray-platform
 # serving) and run as `python -m <package>.<module>`.
 export PYTHONPATH := $(CURDIR)/scripts
 
-.PHONY: help setup tools test check lint generate render package repo-index bench-serve bench-cluster tools-promtool
+.PHONY: help setup tools test check lint generate render package repo-index serve bench-serve bench-cluster tools-promtool
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -52,7 +52,11 @@ repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=h
 bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group
 	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))
 
-bench-serve: setup ## requests/s and p50/p99 of the Serve app (tiny model, local Ray) at concurrency 1/4/8, batching on/off; then through the operator-deployed RayService on the local cluster vs the pipeline called directly
+serve: $(VENV)/.installed ## the Stable Diffusion app on a local Ray (tiny random pipeline, CPU) until Ctrl-C or SIGTERM, then every Ray process it started is stopped [VALUES=overlay.yaml]
+	@test -x .tools/bin/helm4 || $(MAKE) --no-print-directory tools
+	$(PY) -m serving $(if $(VALUES),--values $(VALUES))
+
+bench-serve: setup ## cold start to the first image, served vs direct and batching on/off (tiny model, local Ray) at concurrency 1/4/8; then through the operator-deployed RayService on the local cluster vs the pipeline called directly
 	$(PY) -m serving.bench
 	$(PY) -m cluster.local.bench_serve
 

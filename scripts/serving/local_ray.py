@@ -53,7 +53,8 @@ def free_ports(names: Iterable[str] = PORT_NAMES) -> Dict[str, int]:
     return dict(zip(names, chosen))
 
 
-def _session_pids(sid: int) -> list:
+def session_pids(sid: int) -> list:
+    """The live (not zombie) processes of process session sid."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -69,10 +70,13 @@ def _session_pids(sid: int) -> list:
     return pids
 
 
+_session_pids = session_pids  # the name other modules used first
+
+
 def end_session(sid: int, grace_s: float = 3.0) -> None:
     """SIGTERM every process of the session, then SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _session_pids(sid)
+        pids = session_pids(sid)
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -81,7 +85,7 @@ def end_session(sid: int, grace_s: float = 3.0) -> None:
         deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 5)
         while pids and time.monotonic() < deadline:
             time.sleep(0.2)
-            pids = _session_pids(sid)
+            pids = session_pids(sid)
         if not pids:
             return
 
@@ -166,6 +170,10 @@ class LocalRay:
                 "TOKENIZERS_PARALLELISM": "false",
                 # Keep __pycache__ out of the chart's files/serve (shipped as a ConfigMap).
                 "PYTHONDONTWRITEBYTECODE": "1",
+                # A single-node cluster: Ray then keeps 127.0.0.1 as the node's address (otherwise
+                # `ray start` swaps --node-ip-address=127.0.0.1 for the host's own address, and
+                # every Ray process would talk to that address instead of loopback).
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "AUTOSCALER_METRIC_PORT": str(self.ports["autoscaler_metrics"]),
                 "DASHBOARD_METRIC_PORT": str(self.ports["dashboard_metrics"]),
             }

@@ -31,7 +31,8 @@ def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike,
     device cpu, dtype float32, and num_gpus 0 for every deployment; drops the runtime_env
     packages this Python already has at the asked version (no pip step for them, see
     drop_installed_packages). With num_cpus (the local Ray's CPUs), the model deployment is fitted
-    to them (fit_to_cpus). Nothing else changes.
+    to them (fit_to_cpus) and, unless the values set torch_threads, runs with that many torch
+    threads. Nothing else changes.
     """
     cfg = copy.deepcopy(config)
     for app in cfg["applications"]:
@@ -53,6 +54,10 @@ def adapt_for_local(config: Dict[str, Any], model_dir: os.PathLike,
         uc.pop("variant", None)
         if num_cpus is not None:
             fit_to_cpus(app, num_cpus)
+            # The model is the one deployment that computes: on a CPU Ray of its own it gets every
+            # core (Ray would give it OMP_NUM_THREADS = its num_cpus, 1 by default).
+            if uc.get("torch_threads") is None:
+                uc["torch_threads"] = max(1, int(num_cpus))
     return cfg
 
 

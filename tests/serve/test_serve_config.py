@@ -261,6 +261,7 @@ def test_local_config_fits_the_local_cpus(default_serve_config, tmp_path, num_cp
     scaling = model["autoscaling_config"]
     assert (scaling["max_replicas"], model["ray_actor_options"]["num_cpus"]) == (max_replicas, model_cpus)
     assert scaling["min_replicas"] <= scaling["max_replicas"]
+    assert model["user_config"]["torch_threads"] == num_cpus  # the only deployment that computes
     used = (ingress["num_replicas"] * ingress["ray_actor_options"]["num_cpus"]
             + scaling["max_replicas"] * model["ray_actor_options"]["num_cpus"])
     assert used <= num_cpus
