@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from harness.render import Renderer, RenderRequest, normalise_paths
-from harness.tools import TEST_DATA_DIR
+from harness.scenarios import bad_value_cases
 from harness.versions import HELM_MAJORS
 
-CASES: list[dict[str, Any]] = yaml.safe_load((TEST_DATA_DIR / "bad_values.yaml").read_text())
+CASES: list[dict[str, Any]] = bad_value_cases()
 
 
 def test_enough_distinct_cases() -> None:

@@ -9,7 +9,8 @@ from typing import Any, Iterator
 
 
 from harness.render import load_yaml
-from harness.tools import CHART_DIR, SCHEMA_SOURCE
+from generate.schema import load_source
+from harness.tools import CHART_DIR
 
 VALUES = CHART_DIR / "values.yaml"
 MISSING = object()
@@ -31,7 +32,7 @@ class Schema:
 
     @classmethod
     def load(cls) -> "Schema":
-        return cls(load_yaml(SCHEMA_SOURCE.read_text()))
+        return cls(load_source())
 
     def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         """The node with $ref and allOf bases merged in (the node's own keys win)."""

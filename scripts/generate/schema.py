@@ -1,4 +1,5 @@
-"""Generate charts/ray-platform/values.schema.json from schemas/values.schema.yaml.
+"""Generate charts/ray-platform/values.schema.json from schemas/values.schema.yaml and the
+fragments beside it in schemas/values/ (one per feature: its top-level keys and definitions).
 
     python -m generate.schema [--check]
 
@@ -37,7 +38,22 @@ def strip_project_keywords(node: Any) -> Any:
 
 
 def load_source(path: Path = SOURCE) -> dict[str, Any]:
-    return load_yaml(path.read_text())
+    """The schema source with every fragment of schemas/values/*.yaml merged in. A fragment holds
+    `properties` (top-level values keys) and `definitions`; a name declared twice is an error, so
+    a fragment never silently replaces a key of another."""
+    source = load_yaml(path.read_text())
+    for fragment_path in sorted((path.parent / "values").glob("*.yaml")):
+        fragment = load_yaml(fragment_path.read_text()) or {}
+        unknown = set(fragment) - {"properties", "definitions"}
+        if unknown:
+            raise ValueError(f"{fragment_path}: only properties and definitions, not {sorted(unknown)}")
+        for section in ("properties", "definitions"):
+            target = source.setdefault(section, {})
+            for name, node in (fragment.get(section) or {}).items():
+                if name in target:
+                    raise ValueError(f"{fragment_path}: {section}.{name} is declared twice")
+                target[name] = node
+    return source
 
 
 def render_json(source: dict[str, Any]) -> str:

@@ -23,3 +23,14 @@ def scenarios() -> list[Scenario]:
         for path in sorted(folder.glob("*.yaml")):
             found.append(Scenario(str(path.relative_to(REPO)), (path,)))
     return found
+
+
+def bad_value_cases() -> list[dict]:
+    """The bad-values cases, {id, values, expect}, of every topic file in tests/data/bad_values/
+    (one file per feature, so that work on two features touches two files)."""
+    import yaml  # only the test suites need it, and they have the virtualenv
+
+    from harness.tools import TEST_DATA_DIR
+
+    return [case for path in sorted((TEST_DATA_DIR / "bad_values").glob("*.yaml"))
+            for case in yaml.safe_load(path.read_text())]

@@ -14,13 +14,14 @@ import yaml
 from cluster.local.release import Release, helm_in, install
 from harness.readiness import Target, TargetFailed, TimedOut
 from harness.render import parse_manifests
-from harness.tools import RELEASE, TEST_DATA_DIR, VALUES_DIR
+from harness.scenarios import bad_value_cases
+from harness.tools import RELEASE, VALUES_DIR
 from harness.versions import HELM_MAJORS
 
 pytestmark = pytest.mark.cluster
 
 DEV = (VALUES_DIR / "dev.yaml",)
-BAD_CASES: list[dict[str, Any]] = yaml.safe_load((TEST_DATA_DIR / "bad_values.yaml").read_text())
+BAD_CASES: list[dict[str, Any]] = bad_value_cases()
 
 
 @pytest.fixture(scope="module")
