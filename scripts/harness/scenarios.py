@@ -1,5 +1,6 @@
-"""The values scenarios every check runs on: the defaults, each overlay in values/, and each
-chart-testing scenario in charts/ray-platform/ci/."""
+"""The values scenarios every check runs on: the defaults, each overlay in values/, each example in
+values/examples/, and each chart-testing scenario in charts/ray-platform/ci/. Every matrix test
+(render, validation, Pod Security, upgrade safety, the local cluster's install tests) takes them all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ class Scenario:
 
 def scenarios() -> list[Scenario]:
     found = [Scenario("defaults", ())]
-    for folder in (VALUES_DIR, CI_VALUES_DIR):
+    for folder in (VALUES_DIR, VALUES_DIR / "examples", CI_VALUES_DIR):
         for path in sorted(folder.glob("*.yaml")):
             found.append(Scenario(str(path.relative_to(REPO)), (path,)))
     return found
