@@ -2,9 +2,12 @@
 every test, across pytest-xdist's worker processes too (a render cache in the run's shared
 temporary folder).
 
-Tests that need one live thing per run (the local cluster, the local Ray of the Serve tests, a
-kind cluster: tests/cluster, tests/serve, tests/e2e) run in one worker, one after the other, as
-they would without xdist; every other test goes to whichever worker is free.
+Tests that need one live thing per run run in one worker per live thing, one after the other as
+they would without xdist: tests/cluster (the local cluster), tests/serve (the Serve tests' local
+Ray) and tests/e2e (a kind cluster) are three such units, started first because they take
+longest; every other test goes to whichever worker is free. The local cluster's Ray head runs in
+a network namespace of its own and the Serve tests' Ray on random loopback ports, so the two
+units may run at the same time.
 """
 from __future__ import annotations
 
@@ -35,14 +38,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class LiveTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "live" if nodeid.startswith(LIVE_DIRS) else nodeid
+            return next((folder for folder in LIVE_DIRS if nodeid.startswith(folder)), nodeid)
 
     return LiveTestsTogether(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Slow tests first: with several workers, a long test that starts last ends the run alone.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # Live units, then slow tests, first: with several workers, a long test that starts last
+    # ends the run alone.
+    items.sort(key=lambda item: (not item.nodeid.startswith(LIVE_DIRS),
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session")

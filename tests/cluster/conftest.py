@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from cluster.local import fleet, lifecycle
+from cluster.local import fleet, lifecycle, prerequisites
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
 from cluster.local.release import (Release, helm_in, install, ray_targets,
@@ -104,16 +104,31 @@ class Installed:
     seconds: float = 0.0
 
 
+def create_prerequisites(cluster: LocalCluster, release: Release, major: int) -> None:
+    """What the overlay tells its user to create first (existing Secrets, the model PVC, an
+    existing ServiceAccount, Grafana's namespace), found in the release's own rendering."""
+    rendered = helm_in(cluster.kubeconfig, "template", release.name, str(release.chart),
+                       "--namespace", release.namespace, *release.values_args(), major=major)
+    if rendered.returncode != 0:
+        return  # the install below reports the same error
+    needed = prerequisites.find(parse_manifests(rendered.stdout), release.namespace)
+    if needed:
+        cluster.kubectl.apply(needed.objects(release.namespace))
+
+
 def install_and_wait(cluster: LocalCluster, scenario: Scenario, major: int) -> Installed:
     started = time.monotonic()
     namespace = cluster.namespace(namespace_for(scenario, major))
-    release = Release(RELEASE, namespace, cluster.chart, scenario.values_files)
+    # One release name per helm major: a scenario that writes into a namespace of its own
+    # (dashboards into Grafana's) would otherwise collide there with its twin of the other major.
+    release = Release(f"{RELEASE}-h{major}", namespace, cluster.chart, scenario.values_files)
     installed = Installed(scenario, major, release)
+    create_prerequisites(cluster, release, major)
     result = install(release, cluster.kubeconfig, major)
     if result.returncode != 0:
         installed.install_error = result.stderr.strip()
         return installed
-    manifest = helm_in(cluster.kubeconfig, "get", "manifest", RELEASE, "-n", namespace,
+    manifest = helm_in(cluster.kubeconfig, "get", "manifest", release.name, "-n", namespace,
                        major=major)
     installed.manifest = parse_manifests(manifest.stdout)
     try:

@@ -2,7 +2,9 @@
 that enforces Pod Security `restricted`, reconciled by the real KubeRay operator.
 
 Simulated nodes: the pods below are admitted, scheduled and marked Running/Ready by kwok; no
-container runs in them.
+container runs in them. What an overlay expects to exist before it is installed (an existing
+Secret, the model PVC, a ServiceAccount, Grafana's namespace) is created first from the
+release's own rendering (cluster.local.prerequisites), as its user would.
 """
 from __future__ import annotations
 
@@ -13,39 +15,6 @@ import pytest
 from harness.readiness import conditions, operator_secret_name
 
 pytestmark = pytest.mark.cluster
-
-# Scenarios that assume objects a user creates before installing (their README/overlay says so),
-# which the test namespaces do not have yet. Strict: once the prerequisite is provided the test
-# passes and the marker must go.
-NEEDS_SECRET = "the overlay's auth.existingSecret (Secret ray-auth-token) is not created in the test namespace"
-NEEDS_NAMESPACE = "monitoring.dashboards/rules go to namespace observability, which the local cluster does not create"
-NEEDS_PVC = "the Ray pods mount the model PersistentVolumeClaim the overlay expects to exist; it is not created, so they stay Pending"
-MONITORING = "charts/ray-platform/ci/monitoring-values.yaml"
-KNOWN_GAPS = {
-    "test_helm_installs_and_the_api_server_accepts_every_object": {MONITORING: NEEDS_NAMESPACE},
-    "test_the_operator_creates_pods_that_restricted_admits_and_that_get_ready": {
-        MONITORING: NEEDS_NAMESPACE, "values/airgapped.yaml": NEEDS_PVC,
-        "charts/ray-platform/ci/sd-local-weights-values.yaml": NEEDS_PVC,
-        "charts/ray-platform/ci/ingress-tls-auth-values.yaml": NEEDS_SECRET},
-    "test_gpu_workers_land_on_gpu_nodes_and_nothing_else_does": {
-        MONITORING: NEEDS_NAMESPACE, "values/airgapped.yaml": NEEDS_PVC,
-        "charts/ray-platform/ci/sd-local-weights-values.yaml": NEEDS_PVC},
-    "test_every_raycluster_is_ready_by_the_conditions_the_operator_wrote": {
-        MONITORING: NEEDS_NAMESPACE, "values/airgapped.yaml": NEEDS_PVC,
-        "charts/ray-platform/ci/sd-local-weights-values.yaml": NEEDS_PVC,
-        "charts/ray-platform/ci/ingress-tls-auth-values.yaml": NEEDS_SECRET},
-    "test_head_service_token_secret_and_autoscaler_rbac_exist": {
-        MONITORING: NEEDS_NAMESPACE, "values/production.yaml": NEEDS_SECRET,
-        "charts/ray-platform/ci/gcs-fault-tolerance-values.yaml": NEEDS_SECRET,
-        "charts/ray-platform/ci/ingress-tls-auth-values.yaml": NEEDS_SECRET},
-}
-
-
-@pytest.fixture(autouse=True)
-def known_gap(request: pytest.FixtureRequest, installed) -> None:
-    reason = KNOWN_GAPS.get(request.function.__name__, {}).get(installed.scenario.name)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"not proven yet: {reason}"))
 
 
 def _ray_clusters(local_cluster, installed) -> list[dict[str, Any]]:
