@@ -1,4 +1,5 @@
-"""The Serve config the chart renders: serveConfigV2 of the Stable Diffusion RayService."""
+"""The Serve config the chart renders: serveConfigV2 of the Stable Diffusion RayService (and of
+every RayService, your own under rayServices.<name> included)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +8,20 @@ from typing import Any, Iterable
 from harness.render import Renderer, RenderRequest, load_yaml, of_kind
 
 
+SD_COMPONENT = "stable-diffusion"  # app.kubernetes.io/component of the Stable Diffusion RayService
+
+
+def serve_configs_of(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """RayService name -> its parsed serveConfigV2, for every rendered RayService."""
+    return {obj["metadata"]["name"]: load_yaml(obj["spec"]["serveConfigV2"])
+            for obj in of_kind(objects, "RayService")}
+
+
 def serve_config_of(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The parsed serveConfigV2 of the rendered RayService, or None when there is none."""
-    services = of_kind(objects, "RayService")
+    """The parsed serveConfigV2 of the rendered Stable Diffusion RayService, or None when there is
+    none (RayServices of your own, rayServices.<name>, are not it)."""
+    services = [obj for obj in of_kind(objects, "RayService")
+                if (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == SD_COMPONENT]
     return load_yaml(services[0]["spec"]["serveConfigV2"]) if services else None
 
 

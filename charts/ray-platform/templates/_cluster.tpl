@@ -5,8 +5,10 @@ pods come from "ray-platform.pod.template" (_pod.tpl).
 */}}
 
 {{/*
-The Ray clusters of the release, as a YAML list of
-{key (values path), component, name (RayCluster / RayService name), serve (has a Serve port)}.
+The Ray clusters of the release, as a YAML list of {key (values path of the cluster's values:
+"rayCluster", "stableDiffusion", "rayServices.<key>.cluster"; "ray-platform.cluster.values" reads
+them), component, name (RayCluster / RayService name), serve (has a Serve port), serveExposed (its
+Serve port has an enabled Ingress / HTTPRoute)}.
 call with: include "ray-platform.cluster.list" . | fromYamlArray
 */}}
 {{- define "ray-platform.cluster.list" -}}
@@ -15,7 +17,12 @@ call with: include "ray-platform.cluster.list" . | fromYamlArray
 {{- $out = append $out (dict "key" "rayCluster" "component" "raycluster" "name" (include "ray-platform.names.rayCluster" .) "serve" false) }}
 {{- end }}
 {{- if .Values.stableDiffusion.enabled }}
-{{- $out = append $out (dict "key" "stableDiffusion" "component" "stable-diffusion" "name" (include "ray-platform.names.rayService" .) "serve" true) }}
+{{- $out = append $out (dict "key" "stableDiffusion" "component" "stable-diffusion" "name" (include "ray-platform.names.rayService" .) "serve" true "serveExposed" .Values.ingress.stableDiffusion.enabled) }}
+{{- end }}
+{{- range $key, $service := .Values.rayServices }}
+{{- if include "ray-platform.rayservice.enabled" $service }}
+{{- $out = append $out (dict "key" (printf "rayServices.%s.cluster" $key) "component" (include "ray-platform.rayservice.component" $key) "name" (include "ray-platform.rayservice.name" (dict "root" $ "key" $key)) "serve" true "serveExposed" (dig "enabled" false (default dict $service.ingress))) }}
+{{- end }}
 {{- end }}
 {{- toYaml $out }}
 {{- end }}

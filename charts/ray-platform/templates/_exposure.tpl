@@ -1,16 +1,74 @@
 {{/*
-Exposure of the Ray dashboard and the Stable Diffusion endpoint (ingress.yaml, httproute.yaml,
-NOTES.txt): what an Ingress or HTTPRoute points at, its name and annotations, and the refusals of
-contradictory or unauthenticated settings.
+Exposure of the Ray dashboard, the Stable Diffusion endpoint and your RayServices' endpoints
+(ingress.yaml, httproute.yaml, NOTES.txt): what an Ingress or HTTPRoute points at, its name and
+annotations, and the refusals of contradictory or unauthenticated settings. An exposure is an
+endpoint ("dashboard", "stableDiffusion", or "rayService" with service: the rayServices key).
 */}}
+
+{{/*
+Every exposure the release may render, enabled or not, as a YAML list of {endpoint, key (values
+path of its settings), service (rayServices key, "" for the others)}.
+call with: include "ray-platform.exposure.list" . | fromYamlArray
+*/}}
+{{- define "ray-platform.exposure.list" -}}
+{{- $out := list }}
+{{- range $endpoint := list "dashboard" "stableDiffusion" }}
+{{- $out = append $out (dict "endpoint" $endpoint "key" (printf "ingress.%s" $endpoint) "service" "") }}
+{{- end }}
+{{- range $key, $service := .Values.rayServices }}
+{{- if include "ray-platform.rayservice.enabled" $service }}
+{{- $out = append $out (dict "endpoint" "rayService" "key" (printf "rayServices.%s.ingress" $key) "service" $key) }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/*
+The settings of one exposure: ingress.<endpoint>, or rayServices.<service>.ingress over the
+defaults of a RayService's exposure (off, Ingress at / with Prefix, NGINX timeouts, no TLS, no
+authentication). Sets .out.ex.
+call with: include "ray-platform.exposure.values" (dict "root" $ "exposure" $item "out" $out)
+*/}}
+{{- define "ray-platform.exposure.values" -}}
+{{- if eq .exposure.endpoint "rayService" }}
+{{- $defaults := dict "enabled" false "kind" "Ingress" "hosts" list "path" "/" "pathType" "Prefix" "className" "" "annotations" dict "nginxAnnotations" true
+  "tls" (dict "secretName" "" "certManager" (dict "issuer" "" "clusterIssuer" ""))
+  "gateway" (dict "name" "" "namespace" "" "sectionName" "")
+  "auth" (dict "basic" (dict "existingSecret" "" "realm" "Authentication Required") "external" (dict "url" "" "signin" "" "responseHeaders" list))
+  "allowUnauthenticated" false }}
+{{- $given := deepCopy (default dict (index .root.Values.rayServices .exposure.service).ingress) }}
+{{- $_ := set .out "ex" (mergeOverwrite $defaults $given) }}
+{{- else }}
+{{- $_ := set .out "ex" (index .root.Values.ingress .exposure.endpoint) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Seconds an NGINX / HTTPRoute timeout of a Serve exposure outlasts: the app's request timeout + 30
+(Stable Diffusion: apiIngress.userConfig.request_timeout_s; a RayService of yours:
+serveConfig.http_options.request_timeout_s, 0 when it sets none).
+call with: include "ray-platform.exposure.serveTimeout" (dict "root" $ "endpoint" "stableDiffusion" "service" "")
+*/}}
+{{- define "ray-platform.exposure.serveTimeout" -}}
+{{- if eq .endpoint "rayService" }}
+{{- $timeout := dig "serveConfig" "http_options" "request_timeout_s" 0 (index .root.Values.rayServices .service) }}
+{{- if $timeout }}{{ add (int (ceil (float64 $timeout))) 30 }}{{ else }}0{{ end }}
+{{- else }}
+{{- add (int (ceil (float64 .root.Values.stableDiffusion.apiIngress.userConfig.request_timeout_s))) 30 }}
+{{- end }}
+{{- end }}
 
 {{/*
 What an exposure points at: {cluster (values key), service, port, portName, component, nodeType}.
 call with: include "ray-platform.exposure.backend" (dict "root" $ "endpoint" "dashboard") | fromYaml
+call with: include "ray-platform.exposure.backend" (dict "root" $ "endpoint" "rayService" "service" $key) | fromYaml
 */}}
 {{- define "ray-platform.exposure.backend" -}}
 {{- $ex := index .root.Values.ingress .endpoint }}
-{{- if eq .endpoint "dashboard" }}
+{{- if eq .endpoint "rayService" }}
+{{- $name := include "ray-platform.rayservice.name" (dict "root" .root "key" .service) }}
+{{- toYaml (dict "cluster" (printf "rayServices.%s.cluster" .service) "service" (printf "%s-serve-svc" $name) "port" 8000 "portName" "serve" "component" (include "ray-platform.rayservice.component" .service) "nodeType" "") }}
+{{- else if eq .endpoint "dashboard" }}
 {{- $name := include "ray-platform.names.cluster" (dict "root" .root "key" $ex.cluster) }}
 {{- $component := ternary "raycluster" "stable-diffusion" (eq $ex.cluster "rayCluster") }}
 {{- toYaml (dict "cluster" $ex.cluster "service" (printf "%s-head-svc" $name) "port" 8265 "portName" "dashboard" "component" $component "nodeType" "head") }}
@@ -24,7 +82,9 @@ Name of an exposure's Ingress / HTTPRoute.
 call with: include "ray-platform.exposure.name" (dict "root" $ "endpoint" "dashboard")
 */}}
 {{- define "ray-platform.exposure.name" -}}
-{{- if eq .endpoint "dashboard" }}
+{{- if eq .endpoint "rayService" }}
+{{- include "ray-platform.rayservice.name" (dict "root" .root "key" .service) }}
+{{- else if eq .endpoint "dashboard" }}
 {{- printf "%s-dashboard" (include "ray-platform.names.fullname" .root) }}
 {{- else }}
 {{- include "ray-platform.names.rayService" .root }}
@@ -35,19 +95,27 @@ call with: include "ray-platform.exposure.name" (dict "root" $ "endpoint" "dashb
 Annotations of an exposure's Ingress: the chart's NGINX defaults for the endpoint, cert-manager,
 NGINX authentication, then the user's annotations (which win).
 call with: include "ray-platform.exposure.ingressAnnotations" (dict "root" $ "endpoint" "dashboard")
+call with: include "ray-platform.exposure.ingressAnnotations" (dict "root" $ "endpoint" "rayService" "service" $key "ex" $settings)
 */}}
 {{- define "ray-platform.exposure.ingressAnnotations" -}}
-{{- $ex := index .root.Values.ingress .endpoint }}
+{{- $ex := default (index .root.Values.ingress .endpoint) .ex }}
 {{- $out := dict }}
 {{- if $ex.nginxAnnotations }}
-{{- if eq .endpoint "dashboard" }}
+{{- if eq .endpoint "rayService" }}
+{{- /* Outlast the app's own request timeout, when it has one. */}}
+{{- $timeout := include "ray-platform.exposure.serveTimeout" . | int }}
+{{- if $timeout }}
+{{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-read-timeout" (toString $timeout) }}
+{{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-send-timeout" (toString $timeout) }}
+{{- end }}
+{{- else if eq .endpoint "dashboard" }}
 {{- /* Job submissions upload their working_dir; log tails hold requests open. */}}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-body-size" "100m" }}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-read-timeout" "600" }}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-send-timeout" "600" }}
 {{- else }}
 {{- /* An image takes up to the app's request_timeout_s; prompts travel in the query string. */}}
-{{- $timeout := add (int (ceil (float64 .root.Values.stableDiffusion.apiIngress.userConfig.request_timeout_s))) 30 }}
+{{- $timeout := include "ray-platform.exposure.serveTimeout" . | int }}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-read-timeout" (toString $timeout) }}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-send-timeout" (toString $timeout) }}
 {{- $_ := set $out "nginx.ingress.kubernetes.io/proxy-body-size" "1m" }}
@@ -83,8 +151,10 @@ call with: include "ray-platform.exposure.ingressAnnotations" (dict "root" $ "en
 
 {{/*
 Refusals for one enabled exposure: contradictory authentication or TLS settings, Ingress-only
-settings on an HTTPRoute, and a dashboard nobody has to authenticate to.
+settings on an HTTPRoute, a dashboard nobody has to authenticate to, and an endpoint of one of your
+RayServices nobody has to authenticate to (unless allowUnauthenticated says so).
 call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ingress.dashboard "key" "ingress.dashboard" "endpoint" "dashboard")
+(for a RayService of yours: "endpoint" "rayService", "ex" from "ray-platform.exposure.values")
 */}}
 {{- define "ray-platform.exposure.check" -}}
 {{- $ex := .ex }}
@@ -112,7 +182,17 @@ call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ing
 {{- fail (printf "%s.pathType: ImplementationSpecific has no HTTPRoute equivalent; use Prefix or Exact." $key) }}
 {{- end }}
 {{- end }}
-{{- if eq .endpoint "dashboard" }}
+{{- if eq .endpoint "rayService" }}
+{{- /* Serve has no authentication of its own: someone must be asked for it. */}}
+{{- $authenticated := and (eq $ex.kind "Ingress") (or $basic $external) }}
+{{- if and (not $authenticated) (not $ex.allowUnauthenticated) }}
+{{- if eq $ex.kind "HTTPRoute" }}
+{{- fail (printf "%s: the HTTPRoute would put the Serve endpoint on the network without authentication (an HTTPRoute cannot carry the chart's NGINX auth, and Serve has none). Protect it with your Gateway's policies and set %s.allowUnauthenticated: true, or use kind: Ingress with %s.auth.basic.existingSecret / %s.auth.external.url." $key $key $key $key) }}
+{{- else }}
+{{- fail (printf "%s: the Ingress would put the Serve endpoint on the network without authentication (Serve has none): anyone who reaches it can call your application. Set %s.auth.basic.existingSecret or %s.auth.external.url, or %s.allowUnauthenticated: true if it is meant to be public or something else protects it." $key $key $key $key) }}
+{{- end }}
+{{- end }}
+{{- else if eq .endpoint "dashboard" }}
 {{- $target := index $root.Values $ex.cluster }}
 {{- if not $target.enabled }}
 {{- fail (printf "%s.cluster: %s is not enabled, so there is no dashboard to expose; set %s.enabled: true or point %s.cluster at an enabled cluster." $key $ex.cluster $ex.cluster $key) }}

@@ -18,7 +18,7 @@ call with: include "ray-platform.monitoring.apiAvailable" .
 call with: include "ray-platform.monitoring.anyCluster" .
 */}}
 {{- define "ray-platform.monitoring.anyCluster" -}}
-{{- if or .Values.rayCluster.enabled .Values.stableDiffusion.enabled }}true{{ end }}
+{{- if include "ray-platform.cluster.list" . | fromYamlArray }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -46,7 +46,7 @@ call with: include "ray-platform.monitoring.labels" .
 
 {{/*
 A regular expression matching the `ray.io/cluster` names of this release's Ray clusters: the
-RayCluster's name, and the RayService's clusters (<rayservice>-<generated suffix>).
+RayCluster's name, and the RayServices' clusters (<rayservice>-<generated suffix>).
 call with: include "ray-platform.monitoring.clusterRegex" .
 */}}
 {{- define "ray-platform.monitoring.clusterRegex" -}}
@@ -56,6 +56,11 @@ call with: include "ray-platform.monitoring.clusterRegex" .
 {{- end }}
 {{- if .Values.stableDiffusion.enabled }}
 {{- $names = append $names (printf "%s-[a-z0-9]+" (include "ray-platform.names.rayService" .)) }}
+{{- end }}
+{{- range $key, $service := .Values.rayServices }}
+{{- if include "ray-platform.rayservice.enabled" $service }}
+{{- $names = append $names (printf "%s-[a-z0-9]+" (include "ray-platform.rayservice.name" (dict "root" $ "key" $key))) }}
+{{- end }}
 {{- end }}
 {{- join "|" $names }}
 {{- end }}

@@ -54,11 +54,16 @@ call with: include "ray-platform.names.rayService" .
 {{- end }}
 
 {{/*
-The name of the Ray cluster whose values live under `key` ("rayCluster" or "stableDiffusion").
+The name of the Ray cluster whose values live under `key` ("rayCluster", "stableDiffusion" or
+"rayServices.<key>.cluster": the RayService's name).
 call with: include "ray-platform.names.cluster" (dict "root" $ "key" "rayCluster")
 */}}
 {{- define "ray-platform.names.cluster" -}}
+{{- if hasPrefix "rayServices." .key }}
+{{- include "ray-platform.rayservice.name" (dict "root" .root "key" (index (splitList "." .key) 1)) }}
+{{- else }}
 {{- ternary (include "ray-platform.names.rayCluster" .root) (include "ray-platform.names.rayService" .root) (eq .key "rayCluster") }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -97,7 +97,9 @@ call with: include "ray-platform.networkpolicy.check" .
 {{- $np := .Values.networkPolicy }}
 {{- if and $np.enabled (not $np.egress.allowAll) (not $np.kubernetesApi.cidrs) }}
 {{- range $cluster := include "ray-platform.cluster.list" . | fromYamlArray }}
-{{- $autoscaler := (index $.Values $cluster.key).autoscaler }}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" $ "key" $cluster.key "out" $values) }}
+{{- $autoscaler := $values.values.autoscaler }}
 {{- if and $autoscaler $autoscaler.enabled }}
 {{- fail (printf "networkPolicy.kubernetesApi.cidrs is required when networkPolicy.egress.allowAll is false and %s.autoscaler is enabled: the autoscaler must reach the Kubernetes API. List the API server's addresses (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes) as CIDRs, e.g. [10.0.0.1/32]." $cluster.key) }}
 {{- end }}

@@ -9,7 +9,9 @@ The ServiceAccount of a cluster's pods.
 call with: include "ray-platform.security.serviceAccountName" (dict "root" $ "key" "rayCluster")
 */}}
 {{- define "ray-platform.security.serviceAccountName" -}}
-{{- $cluster := index .root.Values .key }}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" .root "key" .key "out" $values) }}
+{{- $cluster := $values.values }}
 {{- $sa := $cluster.serviceAccount }}
 {{- if $sa.create }}
 {{- default (printf "%s-ray" (include "ray-platform.names.cluster" .)) $sa.name }}
@@ -99,16 +101,18 @@ call with: include "ray-platform.security.check" .
 {{- $root := . }}
 {{- $authOn := eq .Values.auth.mode "token" }}
 {{- range $cluster := include "ray-platform.cluster.list" . | fromYamlArray }}
-{{- $head := (index $root.Values $cluster.key).head }}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" $root "key" $cluster.key "out" $values) }}
+{{- $head := $values.values.head }}
 {{- if and (has $head.serviceType (list "LoadBalancer" "NodePort")) (not $authOn) (not $head.allowUnauthenticated) }}
 {{- fail (printf "%s.head.serviceType: %s puts the Ray dashboard (8265, remote code execution), Jobs API and Ray Client on the network while auth.mode is disabled (CVE-2023-48022). Keep ClusterIP and use ingress.dashboard with authentication, set auth.mode: token, or set %s.head.allowUnauthenticated: true if something else protects the Service." $cluster.key $head.serviceType $cluster.key) }}
 {{- end }}
 {{- end }}
-{{- range $endpoint := list "dashboard" "stableDiffusion" }}
-{{- $ex := index $root.Values.ingress $endpoint }}
-{{- $key := printf "ingress.%s" $endpoint }}
-{{- if $ex.enabled }}
-{{- include "ray-platform.exposure.check" (dict "root" $root "ex" $ex "key" $key "endpoint" $endpoint) }}
+{{- range $exposure := include "ray-platform.exposure.list" . | fromYamlArray }}
+{{- $settings := dict }}
+{{- include "ray-platform.exposure.values" (dict "root" $root "exposure" $exposure "out" $settings) }}
+{{- if $settings.ex.enabled }}
+{{- include "ray-platform.exposure.check" (dict "root" $root "ex" $settings.ex "key" $exposure.key "endpoint" $exposure.endpoint) }}
 {{- end }}
 {{- end }}
 {{- include "ray-platform.networkpolicy.check" . }}
@@ -130,6 +134,25 @@ call with: include "ray-platform.security.checkNames" .
 {{- if eq $sa (include "ray-platform.security.serviceAccountName" (dict "root" . "key" "rayCluster")) }}
 {{- fail (printf "stableDiffusion.serviceAccount.name: %q is also rayCluster.serviceAccount.name and both are created; name them differently, or create one and set the other's create: false." $sa) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- /* Every cluster's name, and every ServiceAccount the chart creates, once (your RayServices included). */}}
+{{- $names := dict }}
+{{- $accounts := dict }}
+{{- range $cluster := include "ray-platform.cluster.list" . | fromYamlArray }}
+{{- $nameKey := printf "%s.name" (trimSuffix ".cluster" $cluster.key) }}
+{{- with get $names $cluster.name }}
+{{- fail (printf "%s: %q is also the name of %s; their head Services (<name>-head-svc) and the chart's per-cluster objects would collide. Give one of them another name." $nameKey $cluster.name .) }}
+{{- end }}
+{{- $_ := set $names $cluster.name $nameKey }}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" $ "key" $cluster.key "out" $values) }}
+{{- if dig "serviceAccount" "create" false (default dict $values.values) }}
+{{- $account := include "ray-platform.security.serviceAccountName" (dict "root" $ "key" $cluster.key) }}
+{{- with get $accounts $account }}
+{{- fail (printf "%s.serviceAccount.name: %q is also %s and both are created; name them differently, or create one and set the other's create: false." $cluster.key $account .) }}
+{{- end }}
+{{- $_ := set $accounts $account (printf "%s.serviceAccount.name" $cluster.key) }}
 {{- end }}
 {{- end }}
 {{- end }}

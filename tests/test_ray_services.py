@@ -1,0 +1,223 @@
+"""RayServices of your own (rayServices.<name>): the Serve config from the applications, the
+cluster from the shared builder with the chart's security defaults, the exposure with its
+authentication guard, NetworkPolicies, PodMonitors and per-cluster objects per service; and the
+Stable Diffusion RayService, now built by the same builder, unchanged in shape."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from harness.pods import pod_templates
+from harness.render import Renderer, RenderRequest, load_yaml, of_kind
+from harness.scenarios import Scenario, scenarios
+from harness.serveconfig import serve_config_of, serve_configs_of
+from harness.tools import REPO
+from harness.versions import HELM_MAJORS
+
+EXAMPLE_FILE = REPO / "values" / "examples" / "own-serve-app.yaml"
+EXAMPLE = next(s for s in scenarios() if s.name == "values/examples/own-serve-app.yaml")
+DEFAULTS = scenarios()[0]
+TEXT = "ray-platform-text"
+MONITORING = ("monitoring.coreos.com/v1",)
+WORKERS = {"cpu": {"minReplicas": 0, "maxReplicas": 2}}
+
+
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [obj for obj in of_kind(objects, kind) if obj["metadata"]["name"] == name]
+    assert found, f"no {kind}/{name}; have {[o['metadata']['name'] for o in of_kind(objects, kind)]}"
+    return found[0]
+
+
+def service(applications: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+    return {"applications": applications, "cluster": {"workerGroups": WORKERS}, **more}
+
+
+@pytest.fixture(scope="module")
+def scenario_of(values_file: Callable[[dict[str, Any]], Path]) -> Callable[[dict[str, Any]], Scenario]:
+    def _make(values: dict[str, Any]) -> Scenario:
+        path = values_file(values)
+        return Scenario(path.name, (path,))
+    return _make
+
+
+@pytest.fixture(scope="module")
+def two_services(scenario_of) -> Scenario:
+    """The Stable Diffusion service and two of your own side by side, one behind an HTTPRoute."""
+    return scenario_of({"rayServices": {
+        "echo": service([{"name": "echo", "import_path": "echo_app.main:app", "route_prefix": "/echo"}],
+                        ingress={"enabled": True, "hosts": ["echo.example.com"],
+                                 "auth": {"external": {"url": "https://auth.example.com/oauth2/auth"}}}),
+        "llm": service([{"name": "chat", "import_path": "llm.serve.app", "route_prefix": "/v1"},
+                        {"name": "embed", "import_path": "llm.embed:app", "route_prefix": None}],
+                       ingress={"enabled": True, "kind": "HTTPRoute", "hosts": ["llm.example.com"],
+                                "gateway": {"name": "web"}, "allowUnauthenticated": True},
+                       serveConfig={"http_options": {"request_timeout_s": 120}}),
+    }})
+
+
+def test_serve_config_is_the_applications_as_given(render) -> None:
+    values = yaml.safe_load(EXAMPLE_FILE.read_text())["rayServices"]["text"]
+    config = serve_configs_of(render(EXAMPLE))[TEXT]
+    assert config["applications"] == values["applications"]
+    assert {k: v for k, v in config.items() if k != "applications"} == values["serveConfig"]
+
+
+@pytest.mark.parametrize("helm_major", HELM_MAJORS, ids=lambda m: f"helm{m}")
+def test_both_majors_render_the_same_serve_config_with_a_null_route(render, two_services, helm_major) -> None:
+    config = serve_configs_of(render(two_services, helm_major))["ray-platform-llm"]
+    assert [(a["name"], a["route_prefix"]) for a in config["applications"]] == [("chat", "/v1"), ("embed", None)]
+    assert config["http_options"] == {"request_timeout_s": 120}
+
+
+def test_own_cluster_comes_from_the_builder_with_the_security_defaults(render) -> None:
+    objects = render(EXAMPLE)
+    rayservice = named(objects, "RayService", TEXT)
+    assert rayservice["metadata"]["labels"]["app.kubernetes.io/component"] == "rayservice-text"
+    spec = rayservice["spec"]
+    assert spec["upgradeStrategy"] == {"type": "NewCluster"}
+    assert spec["excludeHeadPodFromServeSvc"] is False
+    cluster = spec["rayClusterConfig"]
+    assert cluster["authOptions"] == {"mode": "token"}
+    assert cluster["enableInTreeAutoscaling"] is True
+    head = cluster["headGroupSpec"]
+    # Left out of the service's head: rayCluster.head's values.
+    assert head["serviceType"] == "ClusterIP"
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    assert [g["groupName"] for g in cluster["workerGroupSpecs"]] == ["cpu"]
+    templates = list(pod_templates(rayservice))
+    assert len(templates) == 2
+    for found in templates:
+        pod = found.spec
+        labels = found.template["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "rayservice-text"
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == f"{TEXT}-ray"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        container = pod["containers"][0]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "serve", "containerPort": 8000} in container["ports"]
+        assert container["resources"]["limits"]
+    head_pod = head["template"]["spec"]
+    assert head_pod["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert "autoscaler-kube-api" in {v["name"] for v in head_pod["volumes"]}
+    account = named(objects, "ServiceAccount", f"{TEXT}-ray")
+    assert account["automountServiceAccountToken"] is False
+    assert named(objects, "PodDisruptionBudget", f"{TEXT}-head")["spec"]["selector"]["matchLabels"][
+        "app.kubernetes.io/component"] == "rayservice-text"
+
+
+def test_ingress_points_at_the_serve_service_behind_authentication(render) -> None:
+    ingress = named(render(EXAMPLE), "Ingress", TEXT)
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "text-api-htpasswd"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "60"  # request_timeout_s 30 + 30
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert ingress["spec"]["tls"] == [{"secretName": f"{TEXT}-tls", "hosts": ["text.example.com"]}]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": f"{TEXT}-serve-svc", "port": {"number": 8000}}
+
+
+def test_each_service_gets_its_own_exposure(render, two_services) -> None:
+    objects = render(two_services)
+    echo = named(objects, "Ingress", "ray-platform-echo")
+    assert echo["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] == "https://auth.example.com/oauth2/auth"
+    assert "nginx.ingress.kubernetes.io/proxy-read-timeout" not in echo["metadata"]["annotations"]  # no request timeout
+    route = named(objects, "HTTPRoute", "ray-platform-llm")
+    rule = route["spec"]["rules"][0]
+    assert rule["backendRefs"][0]["name"] == "ray-platform-llm-serve-svc" and rule["backendRefs"][0]["port"] == 8000
+    assert rule["timeouts"] == {"request": "150s"}
+    assert route["spec"]["parentRefs"][0]["name"] == "web"
+    assert {o["metadata"]["name"] for o in of_kind(objects, "Ingress") + of_kind(objects, "HTTPRoute")} == {
+        "ray-platform-echo", "ray-platform-llm"}
+
+
+@pytest.mark.parametrize("ingress, guard", [
+    ({"enabled": True, "hosts": ["x.example.com"]}, "Ingress would put the Serve endpoint"),
+    ({"enabled": True, "kind": "HTTPRoute", "hosts": ["x.example.com"], "gateway": {"name": "web"}},
+     "HTTPRoute would put the Serve endpoint"),
+], ids=["ingress", "httproute"])
+def test_the_authentication_guard_holds_for_every_service(renderer: Renderer, scenario_of, ingress, guard) -> None:
+    apps = [{"name": "a", "import_path": "m.app"}]
+    scenario = scenario_of({"rayServices": {"ok": service(apps), "open": service(apps, ingress=ingress)}})
+    error = renderer.error(RenderRequest(scenario.values_files, 4))
+    assert error is not None and guard in error and "rayServices.open.ingress.allowUnauthenticated" in error
+    allowed = scenario_of({"rayServices": {"open": service(apps, ingress={**ingress, "allowUnauthenticated": True})}})
+    assert renderer.error(RenderRequest(allowed.values_files, 4)) is None
+
+
+def test_network_policies_per_service(render, two_services) -> None:
+    policies = {o["metadata"]["name"]: o for o in of_kind(render(two_services), "NetworkPolicy")}
+    components = policies["ray-platform-ray-default-deny"]["spec"]["podSelector"]["matchExpressions"][0]["values"]
+    assert set(components) >= {"raycluster", "stable-diffusion", "rayservice-echo", "rayservice-llm"}
+    for name, component in (("ray-platform-echo", "rayservice-echo"), ("ray-platform-llm", "rayservice-llm")):
+        within = policies[f"{name}-within-cluster"]
+        assert within["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == component
+        operator_ports = {p["port"] for p in policies[f"{name}-from-operator"]["spec"]["ingress"][0]["ports"]}
+        assert operator_ports == {"dashboard", 52365, "serve"}
+        from_ingress = policies[f"{name}-serve-from-ingress"]
+        assert from_ingress["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": "serve"}]
+        assert f"{name}-head-egress" in policies  # the autoscaler reaches the Kubernetes API
+    assert "ray-platform-sd-serve-from-ingress" not in policies  # its ingress is off
+
+
+def test_pod_monitors_and_rules_cover_the_service(render) -> None:
+    objects = render(EXAMPLE, api_versions=MONITORING)
+    rayservice = named(objects, "RayService", TEXT)
+    monitors = {o["metadata"]["name"]: o for o in of_kind(objects, "PodMonitor")}
+    for found in pod_templates(rayservice):
+        labels = {**found.template["metadata"]["labels"],
+                  "ray.io/node-type": "head" if "headGroupSpec" in found.path else "worker"}  # set by the operator
+        ports = {p["name"] for p in found.spec["containers"][0]["ports"]}
+        selecting = [m for m in monitors.values()
+                     if m["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        assert len(selecting) == 1, found.where
+        assert {e["port"] for e in selecting[0]["spec"]["podMetricsEndpoints"]} <= ports
+    rules = yaml.safe_dump(of_kind(objects, "PrometheusRule")[0]["spec"])
+    assert f"{TEXT}-[a-z0-9]+" in rules
+
+
+def test_stable_diffusion_keeps_its_shape(render) -> None:
+    objects = render(DEFAULTS)
+    (sd,) = of_kind(objects, "RayService")
+    assert sd["metadata"]["name"] == "ray-platform-sd"
+    assert sd["metadata"]["labels"]["app.kubernetes.io/component"] == "stable-diffusion"
+    spec = sd["spec"]
+    assert spec["upgradeStrategy"] == {"type": "NewCluster"}
+    assert spec["excludeHeadPodFromServeSvc"] is True
+    (app,) = load_yaml(spec["serveConfigV2"])["applications"]
+    assert (app["name"], app["route_prefix"], app["import_path"]) == ("stable_diffusion", "/", "ray_platform_sd.app:entrypoint")
+    assert [d["name"] for d in app["deployments"]] == ["APIIngress", "StableDiffusionModel"]
+    cluster = spec["rayClusterConfig"]
+    assert [g["groupName"] for g in cluster["workerGroupSpecs"]] == ["gpu"]
+    head = cluster["headGroupSpec"]["template"]
+    assert "ray-platform.io/app-checksum" in head["metadata"]["annotations"]
+    container = head["spec"]["containers"][0]
+    assert {"name": "PYTHONPATH", "value": "/opt/ray-platform/apps"} in container["env"]
+    assert {"name": "serve", "containerPort": 8000} in container["ports"]
+    assert head["spec"]["serviceAccountName"] == "ray-platform-sd-ray"
+    assert serve_config_of(objects) == load_yaml(spec["serveConfigV2"])
+
+
+def test_two_services_side_by_side(render, two_services) -> None:
+    objects = render(two_services)
+    services = {o["metadata"]["name"]: o for o in of_kind(objects, "RayService")}
+    assert set(services) == {"ray-platform-sd", "ray-platform-echo", "ray-platform-llm"}
+    assert {o["metadata"]["name"] for o in of_kind(objects, "ServiceAccount")} >= {
+        "ray-platform-ray", "ray-platform-sd-ray", "ray-platform-echo-ray", "ray-platform-llm-ray"}
+    assert {o["metadata"]["name"] for o in of_kind(objects, "PodDisruptionBudget")} >= {
+        "ray-platform-echo-head", "ray-platform-llm-head"}
+    # The Stable Diffusion helpers still find the Stable Diffusion service among others.
+    assert serve_config_of(objects)["applications"][0]["name"] == "stable_diffusion"
+    components = {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in services.values()}
+    assert components == {"stable-diffusion", "rayservice-echo", "rayservice-llm"}
+
+
+def test_a_disabled_service_renders_nothing(render, scenario_of) -> None:
+    scenario = scenario_of({"rayServices": {"off": {**service([{"name": "a", "import_path": "m.app"}]), "enabled": False}}})
+    objects = render(scenario)
+    assert not [o for o in objects if "ray-platform-off" in o["metadata"]["name"]]
