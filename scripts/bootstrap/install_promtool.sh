@@ -28,12 +28,15 @@ fi
 
 echo "tools-promtool: installing Debian's prometheus package for promtool" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Another apt-get (a fresh machine's own updates, a second make) may hold the dpkg lock: wait
+# for it instead of failing the set-up.
+APT=("${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600)
 install() {
-  "${SUDO[@]}" apt-get install -y --no-install-recommends prometheus >&2
+  "${APT[@]}" install -y --no-install-recommends prometheus >&2
 }
 # A fresh machine may have empty package lists: refresh them once and retry.
 if ! install; then
-  "${SUDO[@]}" apt-get update >&2
+  "${APT[@]}" update >&2
   install
 fi
 command -v promtool >/dev/null 2>&1 || { echo "tools-promtool: prometheus installed but promtool is not on PATH" >&2; exit 1; }
