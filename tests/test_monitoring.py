@@ -40,7 +40,8 @@ def promtool_required() -> None:
 
 
 def monitored(values: dict[str, Any]) -> bool:
-    return values["monitoring"]["enabled"] and (values["rayCluster"]["enabled"] or values["stableDiffusion"]["enabled"])
+    own = any(service.get("enabled", True) for service in (values.get("rayServices") or {}).values())
+    return values["monitoring"]["enabled"] and (values["rayCluster"]["enabled"] or values["stableDiffusion"]["enabled"] or own)
 
 
 def podmonitor(objects: list[dict[str, Any]], suffix: str) -> dict[str, Any]:

@@ -203,17 +203,30 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
         return pod.labels.get("ray-platform.io/node-type") == "head"
 
     cluster_key = {"raycluster": "rayCluster", "stable-diffusion": "stableDiffusion"}
+
+    def cluster_of(pod: Endpoint) -> tuple[str, dict[str, Any], bool]:
+        """(values key, effective cluster values, Serve port exposed) of a pod's cluster: a
+        RayService of yours (component rayservice-<name>) takes rayCluster.autoscaler's keys it
+        leaves out."""
+        if component(pod) in cluster_key:
+            key = cluster_key[component(pod)]
+            return key, values[key], bool(exposures["stableDiffusion"]["enabled"] and key == "stableDiffusion")
+        name = component(pod).removeprefix("rayservice-")
+        service = values["rayServices"][name]
+        given = service.get("cluster") or {}
+        cluster = {"autoscaler": {**values["rayCluster"]["autoscaler"], **(given.get("autoscaler") or {})},
+                   "gcsFaultTolerance": given.get("gcsFaultTolerance") or {}}
+        return f"rayServices.{name}", cluster, bool((service.get("ingress") or {}).get("enabled"))
+
     for pod in pods:
-        key = cluster_key[component(pod)]
-        cluster = values[key]
+        key, cluster, serve_exposed = cluster_of(pod)
         head = is_head(pod)
         # Prometheus -> metrics.
         for port in [8080] + ([44217, 44227] if head else []):
             expect(prometheus, pod, port, bool(np["prometheus"]["enabled"]), "Prometheus scrapes metrics")
         expect(prometheus, pod, 6379, False, "Prometheus needs metrics ports only")
-        # The ingress controller -> serve only with the Stable Diffusion ingress; dashboard only with its own.
-        serve_exposed = exposures["stableDiffusion"]["enabled"] and key == "stableDiffusion"
-        expect(controller, pod, 8000, bool(serve_exposed), "ingress.stableDiffusion.enabled")
+        # The ingress controller -> serve only with the service's own ingress; dashboard only with its own.
+        expect(controller, pod, 8000, serve_exposed, "the service's ingress is enabled")
         if head:
             dash = exposures["dashboard"]
             expect(controller, pod, 8265, bool(dash["enabled"] and dash["cluster"] == key), "ingress.dashboard.enabled")
@@ -228,7 +241,7 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
         if head:
             expect(operator, pod, 8265, True, "operator -> dashboard")
             expect(operator, pod, 52365, True, "operator -> dashboard agent")
-            if key == "stableDiffusion":
+            if key != "rayCluster":
                 expect(operator, pod, 8000, True, "operator -> Serve proxy health")
         expect(operator, pod, 6379, False, "the operator needs no GCS")
         # Clients.
