@@ -261,7 +261,8 @@ call with: include "ray-platform.podsecurity.violations" (dict "pod" $podWithMet
 The values path a violation comes from, given the pod's sources:
   where        how to name the pod where no values key is the source ("the rayCluster.head pod")
   pod          {group, groupPath, topPath}: the group's podSecurityContext values over the top-level
-  containers   container name -> {group, groupPath, topPath} for its securityContext
+  containers   container name -> {group, groupPath, topPath} for its securityContext, and
+               fieldsPath: the values path of its other fields (probes, lifecycle hooks, ports)
   volumes      volume name -> values path of a volume the values added
   annotations  {values, path}: the group's pod annotations
 A securityContext field is the group's key when the group sets it, else the top-level key.
@@ -295,6 +296,9 @@ call with: include "ray-platform.podsecurity.valuesPath" (dict "violation" $viol
 {{- end }}
 {{- else if eq $v.scope "spec" }}
 {{- printf "%s spec.%s" $s.where $v.field }}
+{{- else if (default dict (index (default dict $s.containers) (toString $v.name))).fieldsPath }}
+{{- /* A container field (probe, lifecycle hook, port) the values set: the container's values path. */}}
+{{- printf "%s.%s" (index $s.containers $v.name).fieldsPath $v.field }}
 {{- else }}
 {{- printf "%s spec.containers[%s].%s" $s.where $v.name $v.field }}
 {{- end }}
@@ -348,7 +352,14 @@ call with: include "ray-platform.podsecurity.rayPodRefusals" (dict "root" $ "tem
 {{- $pod := .template | fromYaml }}
 {{- $group := .group }}
 {{- $top := "securityContext" }}
-{{- $containers := dict (printf "ray-%s" .nodeType) (dict "group" (default dict $group.securityContext) "groupPath" (printf "%s.securityContext" .key) "topPath" $top) }}
+{{- $containers := dict (printf "ray-%s" .nodeType) (dict "group" (default dict $group.securityContext) "groupPath" (printf "%s.securityContext" .key) "topPath" $top "fieldsPath" .key) }}
+{{- /* Containers the group adds: their own securityContext over the top-level one (_pod.tpl). */}}
+{{- range $list := list "initContainers" "sidecarContainers" }}
+{{- range $index, $c := default list (index $group $list) }}
+{{- $path := printf "%s.%s[%d]" $.key $list $index }}
+{{- $_ := set $containers (toString $c.name) (dict "group" (default dict $c.securityContext) "groupPath" (printf "%s.securityContext" $path) "topPath" $top "fieldsPath" $path) }}
+{{- end }}
+{{- end }}
 {{- if .autoscaler }}
 {{- $sidecar := dict "name" "autoscaler" }}
 {{- with .autoscaler.securityContext }}{{ $_ := set $sidecar "securityContext" . }}{{ end }}
