@@ -211,6 +211,12 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
         if component(pod) in cluster_key:
             key = cluster_key[component(pod)]
             return key, values[key], bool(exposures["stableDiffusion"]["enabled"] and key == "stableDiffusion")
+        if component(pod).startswith("rayjob-"):
+            # A RayJob's own cluster: rayCluster.autoscaler's keys under its own, no Serve port.
+            name = component(pod).removeprefix("rayjob-")
+            given = values["rayJobs"][name].get("cluster") or {}
+            cluster = {"autoscaler": {**values["rayCluster"]["autoscaler"], **(given.get("autoscaler") or {})}}
+            return f"rayJobs.{name}", cluster, False
         name = component(pod).removeprefix("rayservice-")
         service = values["rayServices"][name]
         given = service.get("cluster") or {}
@@ -241,7 +247,7 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
         if head:
             expect(operator, pod, 8265, True, "operator -> dashboard")
             expect(operator, pod, 52365, True, "operator -> dashboard agent")
-            if key != "rayCluster":
+            if key != "rayCluster" and not key.startswith("rayJobs."):
                 expect(operator, pod, 8000, True, "operator -> Serve proxy health")
         expect(operator, pod, 6379, False, "the operator needs no GCS")
         # Clients.
@@ -264,6 +270,18 @@ def matrix_violations(objects: list[dict[str, Any]], values: dict[str, Any]) -> 
         if head and ft.get("enabled"):
             redis = Endpoint("redis", None, ip=first_address((np["redis"]["cidrs"] or ["10.30.0.5/32"])[0]))
             expect(pod, redis, redis_port(ft["redisAddress"]), True, "GCS fault tolerance -> Redis")
+    # A RayJob's submitter pods (K8sJobMode) -> the dashboard of the cluster they submit to, only.
+    for name, job in (values.get("rayJobs") or {}).items():
+        if job.get("enabled", True) is False or job.get("submissionMode", "K8sJobMode") != "K8sJobMode":
+            continue
+        submitter = Endpoint(f"submitter of rayJobs.{name}", NAMESPACE, {
+            "app.kubernetes.io/name": "ray-platform", "app.kubernetes.io/instance": "ray-platform",
+            "app.kubernetes.io/component": "rayjob-submitter", "ray-platform.io/rayjob": name})
+        target = f"rayjob-{name}" if isinstance(job.get("cluster"), dict) else "raycluster"
+        for pod in pods:
+            if is_head(pod):
+                expect(submitter, pod, 8265, component(pod) == target, "submitter -> its cluster's dashboard")
+            expect(submitter, pod, 6379, False, "a submitter needs no GCS")
     # Within a cluster everything; across clusters nothing.
     for source in pods:
         for destination in pods:

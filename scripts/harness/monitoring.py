@@ -148,7 +148,7 @@ def ray_pods(objects: list[dict[str, Any]]) -> list[tuple[PodTemplate, dict[str,
     the template's labels plus the ones the KubeRay operator sets."""
     found = []
     for obj in objects:
-        if obj.get("kind") not in ("RayCluster", "RayService", "RayJob"):
+        if obj.get("kind") not in ("RayCluster", "RayService", "RayJob", "RayCronJob"):
             continue
         name = obj["metadata"]["name"]
         cluster = name if obj["kind"] == "RayCluster" else name + RAYSERVICE_CLUSTER_SUFFIX

@@ -178,9 +178,11 @@ def ray_pods(objects: Iterable[Mapping[str, Any]], namespace: str) -> list[Endpo
 
     found = []
     for obj in objects:
-        if obj.get("kind") not in ("RayCluster", "RayService", "RayJob"):
+        if obj.get("kind") not in ("RayCluster", "RayService", "RayJob", "RayCronJob"):
             continue
         for pod in pod_templates(obj):
+            if not pod.ray_node:
+                continue  # a RayJob's submitter pod
             labels = dict((pod.template.get("metadata") or {}).get("labels") or {})
             node_type = "head" if "headGroupSpec" in pod.path else "worker"
             labels.update({"ray.io/is-ray-node": "yes", "ray.io/node-type": node_type,

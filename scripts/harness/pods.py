@@ -1,6 +1,6 @@
 """Every pod template of a rendered object, the ones nested in KubeRay resources included.
 
-General-purpose scanners skip templates inside RayCluster/RayService/RayJob; this module is how
+General-purpose scanners skip templates inside RayCluster/RayService/RayJob/RayCronJob; this module is how
 the harness applies pod policies and Kubernetes' PodTemplateSpec schema to them.
 """
 from __future__ import annotations
@@ -73,10 +73,19 @@ def pod_templates(obj: dict[str, Any]) -> Iterator[PodTemplate]:
         yield from _ray_cluster_templates(owner, spec, "spec.")
     elif kind == "RayService":
         yield from _ray_cluster_templates(owner, spec.get("rayClusterConfig") or {}, "spec.rayClusterConfig.")
-    elif kind == "RayJob":
-        yield from _ray_cluster_templates(owner, spec.get("rayClusterSpec") or {}, "spec.rayClusterSpec.")
-        if spec.get("submitterPodTemplate"):
-            yield PodTemplate(owner, "spec.submitterPodTemplate", spec["submitterPodTemplate"], False)
+    elif kind in ("RayJob", "RayCronJob"):
+        job, prefix = _ray_job_spec(kind, spec)
+        yield from _ray_cluster_templates(owner, job.get("rayClusterSpec") or {}, f"{prefix}rayClusterSpec.")
+        if job.get("submitterPodTemplate"):
+            yield PodTemplate(owner, f"{prefix}submitterPodTemplate", job["submitterPodTemplate"], False)
+
+
+def _ray_job_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(RayJob spec, its path) of a RayJob, or of the jobTemplate of a RayCronJob (the RayJob
+    spec of every run)."""
+    if kind == "RayCronJob":
+        return spec.get("jobTemplate") or {}, "spec.jobTemplate."
+    return spec, "spec."
 
 
 def ray_cluster_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
@@ -87,5 +96,7 @@ def ray_cluster_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
         yield owner, spec, False
     elif kind == "RayService" and spec.get("rayClusterConfig"):
         yield f"{owner} spec.rayClusterConfig", spec["rayClusterConfig"], True
-    elif kind == "RayJob" and spec.get("rayClusterSpec"):
-        yield f"{owner} spec.rayClusterSpec", spec["rayClusterSpec"], True
+    elif kind in ("RayJob", "RayCronJob"):
+        job, prefix = _ray_job_spec(kind, spec)
+        if job.get("rayClusterSpec"):
+            yield f"{owner} {prefix}rayClusterSpec", job["rayClusterSpec"], True

@@ -304,7 +304,7 @@ def wait_until_ready(
 # --- the cluster side ----------------------------------------------------------------------
 
 RAY_GROUP, RAY_VERSION = "ray.io", "v1"
-PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices"}
+PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
 
 
 class KubeFetcher:

@@ -16,7 +16,8 @@ from harness.pods import PodTemplate, ray_cluster_specs
 from harness.versions import MIN_RAY_VERSION_FOR_TOKEN_AUTH, SUPPORTED_KUBE_MINORS
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47}
+# A RayCronJob's runs are RayJobs named <cron job>-<5 characters> (KubeRay v1.6.2).
+NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47, "RayCronJob": 41}
 # rayStartParams that describe resources; KubeRay refuses them next to a group's `resources` field.
 RESOURCE_START_PARAMS = ("num-cpus", "num-gpus", "memory", "resources")
 LEGACY_FT_HEAD_ENV = ("REDIS_PASSWORD", "RAY_REDIS_ADDRESS")
@@ -186,8 +187,11 @@ def image_problems(pod: PodTemplate) -> Iterator[str]:
 
 
 def probe_problems(pod: PodTemplate) -> Iterator[str]:
-    """Long-running non-Ray containers need a readiness probe (KubeRay adds Ray nodes' own)."""
+    """Long-running non-Ray containers need a readiness probe (KubeRay adds Ray nodes' own).
+    Pods that run to completion do not: Pods, Jobs, and a RayJob's submitter (a Job's pod)."""
     if pod.ray_node or pod.owner.split("/")[0] in ("Pod", "Job", "CronJob"):
+        return
+    if pod.path.endswith("submitterPodTemplate"):
         return
     for container in pod.spec.get("containers") or []:
         if "readinessProbe" not in container:

@@ -96,7 +96,7 @@ call with: include "ray-platform.networkpolicy.check" .
 {{- define "ray-platform.networkpolicy.check" -}}
 {{- $np := .Values.networkPolicy }}
 {{- if and $np.enabled (not $np.egress.allowAll) (not $np.kubernetesApi.cidrs) }}
-{{- range $cluster := include "ray-platform.cluster.list" . | fromYamlArray }}
+{{- range $cluster := concat (include "ray-platform.cluster.list" . | fromYamlArray) (include "ray-platform.rayjob.clusters" . | fromYamlArray) }}
 {{- $values := dict }}
 {{- include "ray-platform.cluster.values" (dict "root" $ "key" $cluster.key "out" $values) }}
 {{- $autoscaler := $values.values.autoscaler }}

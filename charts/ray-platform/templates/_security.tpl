@@ -21,6 +21,35 @@ call with: include "ray-platform.security.serviceAccountName" (dict "root" $ "ke
 {{- end }}
 
 {{/*
+The values path of the cluster a node group belongs to: the group's key without its last part
+(".head", ".workerGroups.<name>"): "rayCluster.head" -> "rayCluster",
+"rayJobs.nightly.cluster.workerGroups.gpu" -> "rayJobs.nightly.cluster".
+call with: include "ray-platform.security.clusterKey" "rayCluster.head"
+*/}}
+{{- define "ray-platform.security.clusterKey" -}}
+{{- regexReplaceAll "[.](head|workerGroups[.][^.]+)$" . "" }}
+{{- end }}
+
+{{/*
+The values at a dotted path ("rayJobs.nightly.cluster") as YAML; {} where the path leads nowhere.
+call with: include "ray-platform.security.valuesAt" (dict "root" $ "path" "rayCluster") | fromYaml
+*/}}
+{{- define "ray-platform.security.valuesAt" -}}
+{{- if regexMatch "^(rayServices|rayJobs)[.][^.]+[.]cluster$" .path }}
+{{- /* A RayService's or RayJob's own cluster with its defaults (_rayservice.tpl, _rayjob.tpl). */}}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" .root "key" .path "out" $values) }}
+{{- toYaml $values.values }}
+{{- else }}
+{{- $node := .root.Values }}
+{{- range $part := splitList "." .path }}
+{{- if and (kindIs "map" $node) (hasKey $node $part) }}{{ $node = index $node $part }}{{ else }}{{ $node = dict }}{{ end }}
+{{- end }}
+{{- if kindIs "map" $node }}{{ toYaml $node }}{{ else }}{}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Volume name and mount path of the autoscaler's own Kubernetes API token.
 call with: include "ray-platform.security.tokenVolumeName" .
 call with: include "ray-platform.security.tokenMountPath" .
@@ -35,9 +64,9 @@ never needs the Kubernetes API; the autoscaler sidecar does, and gets a token vo
 call with: include "ray-platform.security.podIdentity" $podTemplateArguments  (the dict of "ray-platform.pod.template")
 */}}
 {{- define "ray-platform.security.podIdentity" -}}
-{{- $key := index (splitList "." .key) 0 }}
-{{- $cluster := index .root.Values $key }}
-{{- if and (kindIs "map" $cluster) (hasKey $cluster "serviceAccount") -}}
+{{- $key := include "ray-platform.security.clusterKey" .key }}
+{{- $cluster := include "ray-platform.security.valuesAt" (dict "root" .root "path" $key) | fromYaml }}
+{{- if hasKey $cluster "serviceAccount" -}}
 serviceAccountName: {{ include "ray-platform.security.serviceAccountName" (dict "root" .root "key" $key) | quote }}
 {{ end -}}
 automountServiceAccountToken: false
@@ -52,10 +81,9 @@ autoscaler's permissions (patch pods, patch the RayCluster).
 call with: include "ray-platform.security.headVolumes" $podTemplateArguments  (the dict of "ray-platform.pod.template")
 */}}
 {{- define "ray-platform.security.headVolumes" -}}
-{{- $key := index (splitList "." .key) 0 }}
-{{- $cluster := index .root.Values $key }}
-{{- $autoscaler := dict }}
-{{- if kindIs "map" $cluster }}{{ $autoscaler = default dict $cluster.autoscaler }}{{ end }}
+{{- $key := include "ray-platform.security.clusterKey" .key }}
+{{- $cluster := include "ray-platform.security.valuesAt" (dict "root" .root "path" $key) | fromYaml }}
+{{- $autoscaler := default dict $cluster.autoscaler }}
 {{- if and (eq .nodeType "head") $autoscaler.enabled }}
 - name: {{ include "ray-platform.security.tokenVolumeName" . }}
   projected:

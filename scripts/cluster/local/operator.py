@@ -35,6 +35,7 @@ OPERATOR_TOOLS_DIR = REPO / "tools" / "kuberay-operator"
 NAMESPACE = "kuberay-system"
 SERVICE_ACCOUNT = "kuberay-operator"
 TOKEN_SECRET = "kuberay-operator-token"
+FEATURE_GATES = "RayCronJob=true"
 
 
 def module_dir() -> Path:
@@ -198,6 +199,9 @@ def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
         f"--health-probe-bind-address=127.0.0.1:{health}",
         f"--reconcile-concurrency={reconcile_concurrency}",
         "--log-stdout-encoder=console",
+        # RayCronJob's controller is alpha and off by default (ray-operator v1.6.2,
+        # pkg/features); the chart renders RayCronJobs for scheduled rayJobs.
+        f"--feature-gates={FEATURE_GATES}",
     ]
     env = layout.env()
     # Go's HTTP client sends every non-loopback host to HTTP_PROXY (the dashboard's DNS name) and

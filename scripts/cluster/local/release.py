@@ -85,7 +85,8 @@ def objects_of_kind(objects: Iterable[dict[str, Any]], kind: str) -> list[dict[s
 def ray_targets(fetcher: KubeFetcher, manifest: Iterable[dict[str, Any]], namespace: str,
                 timeout: float = 120) -> list[Target]:
     """What to wait for: the release's RayClusters, and the RayCluster the operator creates for
-    each RayService (found in the RayService's status once the operator has written it)."""
+    each RayService and for each RayJob with a cluster of its own (found in their status once the
+    operator has written it). A RayCronJob's RayJobs come at its schedule: nothing to wait for."""
     manifest = list(manifest)
     targets = [Target("RayCluster", obj["metadata"]["name"], namespace)
                for obj in objects_of_kind(manifest, "RayCluster")]
@@ -101,4 +102,25 @@ def ray_targets(fetcher: KubeFetcher, manifest: Iterable[dict[str, Any]], namesp
             if not clusters:
                 time.sleep(1)
         targets += [Target("RayCluster", cluster, namespace) for cluster in clusters]
+    for job in objects_of_kind(manifest, "RayJob"):
+        if (job.get("spec") or {}).get("clusterSelector"):
+            continue  # runs on a RayCluster of the release, awaited above
+        targets.append(Target("RayCluster", rayjob_cluster_name(fetcher, job, namespace, timeout),
+                              namespace))
     return targets
+
+
+def rayjob_cluster_name(fetcher: KubeFetcher, job: dict[str, Any], namespace: str,
+                        timeout: float) -> str:
+    """The RayCluster the operator created for a RayJob (status.rayClusterName)."""
+    name = job["metadata"]["name"]
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = ((fetcher(Target("RayJob", name, namespace)) or {}).get("status") or {}).get(
+            "rayClusterName")
+        if cluster:
+            return cluster
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RayJob {name}: the operator created no RayCluster within "
+                               f"{timeout:.0f} s")
+        time.sleep(1)
