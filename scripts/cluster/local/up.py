@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 from cluster.local import lifecycle, ray_head
 from cluster.local.controlplane import Layout
 from cluster.local.operator import module_version
-from cluster.local.release import (NO_SUBCHART, Release, helm_in, install, ray_targets,
-                                   restricted_namespace, upgrade)
+from cluster.local.release import (NO_SUBCHART, Release, helm_in, install, objects_of_kind,
+                                   ray_targets, restricted_namespace, upgrade)
 from harness.readiness import (FAILED, READY, KubeFetcher, Target, TargetFailed, TimedOut,
                                rayservice_verdict, wait_until_ready)
 from harness.render import make_offline_copy, parse_manifests
@@ -137,7 +137,16 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, helm_major: int =
                                        "-n", NAMESPACE, major=helm_major).stdout)
     fetcher = KubeFetcher(str(layout.kubeconfig))
     targets = ray_targets(fetcher, manifest, NAMESPACE)
-    services = [obj for obj in manifest if obj["kind"] == "RayService"]
+    # The real Ray goes behind the Stable Diffusion service only: it is the app whose code and
+    # weights this machine has (the tiny pipeline). A user's own RayService (rayServices.<name>)
+    # stays on its simulated pods: its RayCluster is awaited, its Serve apps are not served.
+    services = [obj for obj in manifest if obj["kind"] == "RayService"
+                and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+                == "stable-diffusion"]
+    for other in objects_of_kind(manifest, "RayService"):
+        if other not in services:
+            say(f"RayService/{other['metadata']['name']}: its RayCluster is awaited on simulated "
+                "nodes; no real Ray runs behind it (only the Stable Diffusion service gets one)")
     say("waiting for the RayClusters the operator reconciles (status read from the API) ...")
     wait_until_ready(targets, fetcher, timeout=timeout, interval=2, report=say)
     operator = module_version()
