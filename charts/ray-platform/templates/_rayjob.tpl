@@ -195,7 +195,7 @@ spec:
 {{/*
 Refusals JSON Schema cannot say, for one job: its name (DNS-1035, at most 47 characters for a
 RayJob, 41 for a RayCronJob whose runs' RayJobs get a 6-character suffix), a name another Ray
-object of the release has, keys that only apply with a cluster of its own or with a schedule, a
+object of the release has, CPU or GPU among the entrypoint's custom resources, keys that only apply with a cluster of its own or with a schedule, a
 schedule the chart's operator would never run (its RayCronJob feature gate off), and what the
 operator rejects (retries of a job on an existing cluster, a TTL without shutdown).
 call with: include "ray-platform.rayjob.check" (dict "root" $ "job" $job)
@@ -242,6 +242,11 @@ call with: include "ray-platform.rayjob.check" (dict "root" $ "job" $job)
 {{- if hasKey $values $field }}
 {{- fail (printf "%s.%s applies only to a scheduled job (%s.schedule, a RayCronJob)." $key $field $key) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $field := dict "CPU" "entrypointNumCpus" "GPU" "entrypointNumGpus" }}
+{{- if hasKey (default dict $values.entrypointResources) $name }}
+{{- fail (printf "%s.entrypointResources.%s: Ray refuses CPU and GPU among the entrypoint's custom resources (the job would fail at submission); set %s.%s instead." $key $name $key $field) }}
 {{- end }}
 {{- end }}
 {{- if and (ne $job.mode "K8sJobMode") (hasKey $values "submitter") }}
