@@ -47,7 +47,7 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "negative idle timeout": ("operator-rules", lambda o: o["spec"]["autoscalerOptions"].update(idleTimeoutSeconds=-1)),
     "autoscaler v2 without in-tree": ("operator-rules", lambda o: (
         o["spec"].update(enableInTreeAutoscaling=False),
-        head_container(o).setdefault("env", []).append({"name": "RAY_ENABLE_AUTOSCALER_V2", "value": "1"}))),
+        head_container(o).setdefault("env", []).append({"name": "RAY_enable_autoscaler_v2", "value": "1"}))),
     "legacy ft annotation": ("operator-rules", lambda o: (
         o["spec"].update(gcsFaultToleranceOptions={"redisAddress": "r:6379"}),
         head(o)["template"]["metadata"].setdefault("annotations", {}).update({"ray.io/ft-enabled": "true"}))),

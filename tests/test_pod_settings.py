@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import podsecurity
+from harness import podsecurity, rules
 from harness.check import check_objects
 from harness.crds import CrdRegistry
-from harness.pods import pod_templates, ray_cluster_specs
+from harness.pods import PodTemplate, pod_templates, ray_cluster_specs
 from harness.render import Renderer, RenderRequest, normalise_paths, of_kind
 from harness.tools import TEST_DATA_DIR
 from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
@@ -272,3 +272,72 @@ def test_every_setting_at_once_passes_every_check(renderer: Renderer, crds: CrdR
     objects = renderer.render(RenderRequest((ALL_SETTINGS_OVERLAY,), HELM_MAJORS[-1], kube_version=f"{minor}.0"))
     problems = check_objects(objects, crds, [minor])
     assert not problems, "\n".join(map(str, problems))
+
+
+# --- the harness sees what the chart refuses (make check on overlays the chart never rendered) ---
+
+def ray_pod(spec: dict[str, Any]) -> PodTemplate:
+    return PodTemplate("RayCluster/x", "spec.workerGroupSpecs[cpu].template", {"spec": spec}, True)
+
+
+STRUCTURE_MISTAKES = {
+    "container-twice": ({"containers": [{"name": "ray-worker"}, {"name": "ray-worker"}]}, "container name ray-worker appears twice"),
+    "operator-container-name": ({"containers": [{"name": "ray-worker"}, {"name": "autoscaler"}]}, "container autoscaler: KubeRay adds"),
+    "volume-twice": ({"containers": [{"name": "ray-worker"}], "volumes": [{"name": "a"}, {"name": "a"}]}, "volume name a appears twice"),
+    "env-twice": ({"containers": [{"name": "ray-worker", "env": [{"name": "A"}, {"name": "A"}]}]}, "env A appears twice"),
+    "mount-path-twice": ({"containers": [{"name": "ray-worker", "volumeMounts": [
+        {"name": "a", "mountPath": "/tmp/ray"}, {"name": "b", "mountPath": "/tmp/ray/"}]}],
+        "volumes": [{"name": "a"}, {"name": "b"}]}, "two volumes mounted at /tmp/ray"),
+    "mount-without-volume": ({"containers": [{"name": "ray-worker", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]},
+                             "volumeMount x names no volume"),
+    "claim-not-declared": ({"containers": [{"name": "ray-worker", "resources": {"claims": [{"name": "gpu"}]}}]},
+                           "resources.claims gpu is not in spec.resourceClaims"),
+}
+
+
+@pytest.mark.parametrize("case", STRUCTURE_MISTAKES, ids=str)
+def test_harness_finds_pod_structure_mistakes(case: str) -> None:
+    spec, message = STRUCTURE_MISTAKES[case]
+    found = rules.structure_problems(ray_pod(spec))
+    assert any(message in problem for problem in found), list(rules.structure_problems(ray_pod(spec)))
+
+
+def test_harness_structure_check_passes_every_rendered_pod(pod_settings_objects, ray_group_objects) -> None:
+    for objects in [*pod_settings_objects.values(), *ray_group_objects.values()]:
+        for obj in objects:
+            for pod in pod_templates(obj):
+                assert not list(rules.structure_problems(pod)), pod.where
+
+
+def cluster_with(head_env: list[dict[str, str]] | None = None, autoscaler: dict[str, Any] | None = None,
+                 worker: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    template = {"spec": {"containers": [{"name": "ray-head", "env": head_env or []}]}}
+    worker_template = {"spec": {"containers": [{"name": "ray-worker"}]}}
+    return {"kind": "RayCluster", "metadata": {"name": "x"}, "spec": {
+        "headGroupSpec": {"template": template, "rayStartParams": {}},
+        "workerGroupSpecs": [{"groupName": "cpu", "minReplicas": 0, "maxReplicas": 1, "template": worker_template,
+                              **(worker or {})}],
+        **({"enableInTreeAutoscaling": True, "autoscalerOptions": autoscaler} if autoscaler is not None else {}),
+        **spec}}
+
+
+OPERATOR_MISTAKES = {
+    "idle-timeout-with-v1": (cluster_with(autoscaler={}, worker={"idleTimeoutSeconds": 30}), "idleTimeoutSeconds needs the autoscaler v2"),
+    "suspend-with-autoscaler": (cluster_with(autoscaler={}, worker={"suspend": True}), "cannot be suspended while the autoscaler runs"),
+    "version-and-env": (cluster_with([{"name": "RAY_enable_autoscaler_v2", "value": "1"}], {"version": "v2"}),
+                        "autoscalerOptions.version and the head's RAY_enable_autoscaler_v2"),
+    "v2-env-without-autoscaler": (cluster_with([{"name": "RAY_enable_autoscaler_v2", "value": "true"}]),
+                                  "autoscaler v2 needs enableInTreeAutoscaling: true"),
+    "redis-username-env": (cluster_with([{"name": "REDIS_USERNAME", "value": "ray"}]), "a Redis username on the head"),
+    "redis-address-without-ft": (cluster_with([{"name": "RAY_REDIS_ADDRESS", "value": "r:6379"}]),
+                                 "RAY_REDIS_ADDRESS in the head's env without gcsFaultToleranceOptions"),
+}
+
+
+@pytest.mark.parametrize("case", OPERATOR_MISTAKES, ids=str)
+def test_harness_finds_what_the_operator_rejects(case: str) -> None:
+    obj, message = OPERATOR_MISTAKES[case]
+    found = rules.operator_problems(obj)
+    assert any(message in problem for problem in found), found
+    good = cluster_with(autoscaler={"version": "v2"}, worker={"idleTimeoutSeconds": 30})
+    assert rules.operator_problems(good) == []

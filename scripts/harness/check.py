@@ -12,7 +12,7 @@ from harness.render import object_ref
 from harness.versions import SUPPORTED_KUBE_MINORS
 
 CHECKS = ("kubernetes-schema", "crd-schema", "operator-rules", "image-version",
-          "pod-security", "resources", "image-tag", "probes")
+          "pod-security", "resources", "image-tag", "probes", "pod-structure")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47, "RayCronJob": 4
 # rayStartParams that describe resources; KubeRay refuses them next to a group's `resources` field.
 RESOURCE_START_PARAMS = ("num-cpus", "num-gpus", "memory", "resources")
 LEGACY_FT_HEAD_ENV = ("REDIS_PASSWORD", "RAY_REDIS_ADDRESS")
+AUTOSCALER_V2_ENV = "RAY_enable_autoscaler_v2"  # KubeRay's RAY_ENABLE_AUTOSCALER_V2 constant
+# Containers KubeRay adds to Ray pods (the head's autoscaler, a worker's wait-gcs-ready init container).
+OPERATOR_CONTAINERS = ("autoscaler", "wait-gcs-ready")
 RAY_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -68,7 +71,12 @@ def _cluster_problems(spec: dict[str, Any], owned: bool) -> Iterator[str]:
 
 
 def _fault_tolerance_problems(spec: dict[str, Any]) -> Iterator[str]:
+    head_env = _head_env(spec)
+    if "redis-username" in ((spec.get("headGroupSpec") or {}).get("rayStartParams") or {}) or "REDIS_USERNAME" in head_env:
+        yield "a Redis username on the head (redis-username, REDIS_USERNAME): use gcsFaultToleranceOptions.redisUsername"
     if not spec.get("gcsFaultToleranceOptions"):
+        if "RAY_REDIS_ADDRESS" in head_env:
+            yield "RAY_REDIS_ADDRESS in the head's env without gcsFaultToleranceOptions"
         return
     head = spec.get("headGroupSpec") or {}
     annotations = ((head.get("template") or {}).get("metadata") or {}).get("annotations") or {}
@@ -82,15 +90,30 @@ def _fault_tolerance_problems(spec: dict[str, Any]) -> Iterator[str]:
                 yield f"gcsFaultToleranceOptions together with {env['name']} in the head's env"
 
 
+def _head_env(spec: dict[str, Any]) -> dict[str, Any]:
+    """The env of the head's Ray container (the first container), by name."""
+    containers = _containers(spec.get("headGroupSpec") or {})
+    return {env.get("name"): env for env in (containers[0].get("env") or [])} if containers else {}
+
+
 def _autoscaler_problems(spec: dict[str, Any]) -> Iterator[str]:
     options = spec.get("autoscalerOptions") or {}
     if (options.get("idleTimeoutSeconds") or 0) < 0:
         yield "autoscalerOptions.idleTimeoutSeconds must not be negative"
-    head = spec.get("headGroupSpec") or {}
-    v2 = options.get("version") == "v2" or any(
-        env.get("name") == "RAY_ENABLE_AUTOSCALER_V2" and str(env.get("value", "")).lower() in ("1", "true")
-        for container in _containers(head) for env in container.get("env") or []
-    )
+    head_env = _head_env(spec)
+    flag = head_env.get(AUTOSCALER_V2_ENV)
+    flag_on = flag is not None and str(flag.get("value", "")).lower() in ("1", "true")
+    enabled = bool(spec.get("enableInTreeAutoscaling"))
+    if enabled and options.get("version") and flag is not None:
+        yield f"autoscalerOptions.version and the head's {AUTOSCALER_V2_ENV} env var are both set"
+    v2 = options.get("version") == "v2" or flag_on
+    for where, group in _groups(spec):
+        if where == "headGroupSpec":
+            continue
+        if group.get("idleTimeoutSeconds") is not None and not (enabled and v2):
+            yield f"{where}.idleTimeoutSeconds needs the autoscaler v2"
+        if group.get("suspend") and enabled:
+            yield f"{where}.suspend: a worker group cannot be suspended while the autoscaler runs"
     if not v2:
         return
     if not spec.get("enableInTreeAutoscaling"):
@@ -198,11 +221,46 @@ def probe_problems(pod: PodTemplate) -> Iterator[str]:
             yield f"container {container.get('name')}: no readinessProbe"
 
 
+def structure_problems(pod: PodTemplate) -> Iterator[str]:
+    """What the API server refuses in any pod, which no schema catches: a container name, a volume
+    name, an env name or a mount path twice, a mount of a volume the pod lacks, a resource claim
+    the pod does not declare; on Ray pods also a container named like one KubeRay adds."""
+    spec = pod.spec
+    containers = _all_containers(spec)
+    names = [c.get("name") for c in containers]
+    for name in sorted({n for n in names if names.count(n) > 1}, key=str):
+        yield f"container name {name} appears twice"
+    if pod.ray_node:
+        for name in sorted({n for n in names if n in OPERATOR_CONTAINERS}, key=str):
+            yield f"container {name}: KubeRay adds a container of that name to Ray pods"
+    volumes = [v.get("name") for v in spec.get("volumes") or []]
+    for name in sorted({n for n in volumes if volumes.count(n) > 1}, key=str):
+        yield f"volume name {name} appears twice"
+    # Volumes KubeRay adds to Ray pods (/dev/shm, the head's log volume next to the autoscaler).
+    known = set(volumes) | ({"shared-mem", "ray-logs"} if pod.ray_node else set())
+    claims = {c.get("name") for c in spec.get("resourceClaims") or []}
+    for container in containers:
+        cname = container.get("name")
+        env = [e.get("name") for e in container.get("env") or []]
+        for name in sorted({n for n in env if env.count(n) > 1}, key=str):
+            yield f"container {cname}: env {name} appears twice"
+        paths = [str(m.get("mountPath", "")).rstrip("/") for m in container.get("volumeMounts") or []]
+        for path in sorted({p for p in paths if paths.count(p) > 1}):
+            yield f"container {cname}: two volumes mounted at {path}"
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("name") not in known:
+                yield f"container {cname}: volumeMount {mount.get('name')} names no volume of the pod"
+        for claim in (container.get("resources") or {}).get("claims") or []:
+            if claim.get("name") not in claims:
+                yield f"container {cname}: resources.claims {claim.get('name')} is not in spec.resourceClaims"
+
+
 POD_POLICIES: dict[str, Callable[[PodTemplate, str, str], Iterator[str]]] = {
     "pod-security": pod_security_problems,
     "resources": lambda pod, level, minor: resource_problems(pod),
     "image-tag": lambda pod, level, minor: image_problems(pod),
     "probes": lambda pod, level, minor: probe_problems(pod),
+    "pod-structure": lambda pod, level, minor: structure_problems(pod),
 }
 
 
