@@ -37,7 +37,9 @@ def test_helm_installs_and_the_api_server_accepts_every_object(local_cluster, in
     assert installed.manifest, "helm get manifest returned no objects"
     for obj in installed.manifest:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        scope = [] if kind in {"ClusterRole", "ClusterRoleBinding"} else ["-n", namespace]
+        # An object may go to a namespace of its own (dashboards into Grafana's).
+        scope = ([] if kind in {"ClusterRole", "ClusterRoleBinding"}
+                 else ["-n", obj["metadata"].get("namespace") or namespace])
         live = local_cluster.get(f"{kind}.{obj['apiVersion'].split('/')[0]}"
                                  if "/" in obj["apiVersion"] else kind, name, *scope)
         assert live["metadata"]["name"] == name
