@@ -10,7 +10,9 @@ from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
 
 def test_scenario_renders(render, scenario: Scenario, helm_major: int) -> None:
     objects = render(scenario, helm_major)
-    assert of_kind(objects, "RayCluster"), f"{scenario} rendered no RayCluster"
+    # A Ray cluster of some kind: the RayCluster, a RayService's, a RayJob's or a RayCronJob's.
+    ray = [obj for kind in ("RayCluster", "RayService", "RayJob", "RayCronJob") for obj in of_kind(objects, kind)]
+    assert ray, f"{scenario} rendered no RayCluster, RayService, RayJob or RayCronJob"
     for obj in objects:
         assert obj["metadata"]["name"], obj
 
