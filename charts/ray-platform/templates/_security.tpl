@@ -128,7 +128,8 @@ call with: include "ray-platform.security.check" .
 {{- define "ray-platform.security.check" -}}
 {{- $root := . }}
 {{- $authOn := eq .Values.auth.mode "token" }}
-{{- range $cluster := include "ray-platform.cluster.list" . | fromYamlArray }}
+{{- /* The RayJobs' own clusters too (_rayjob.tpl). */}}
+{{- range $cluster := concat (include "ray-platform.cluster.list" . | fromYamlArray) (include "ray-platform.rayjob.clusters" . | fromYamlArray) }}
 {{- $values := dict }}
 {{- include "ray-platform.cluster.values" (dict "root" $root "key" $cluster.key "out" $values) }}
 {{- $head := $values.values.head }}
