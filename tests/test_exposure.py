@@ -166,6 +166,10 @@ def test_service_accounts_and_tokens(render, scenario: Scenario) -> None:
     for sa in created.values():
         assert sa["automountServiceAccountToken"] is False
     for obj in objects:
+        # A RayJob's own cluster is short-lived and named by the operator: the chart gives it no
+        # ServiceAccount of its own, so its pods run as the operator's (the autoscaler's,
+        # named after the cluster, with its RBAC) or the namespace default, still without a token.
+        job_cluster = obj["kind"] in {"RayJob", "RayCronJob"}
         for where, spec, _ in ray_cluster_specs(obj):
             autoscaler = bool(spec.get("enableInTreeAutoscaling"))
             head_spec = spec["headGroupSpec"]["template"]["spec"]
@@ -173,7 +177,7 @@ def test_service_accounts_and_tokens(render, scenario: Scenario) -> None:
             for pod in pod_templates({"kind": "RayCluster", "metadata": obj["metadata"], "spec": spec}):
                 pod_spec = pod.spec
                 assert pod_spec["automountServiceAccountToken"] is False, f"{where} {pod.path}"
-                names.add(pod_spec["serviceAccountName"])
+                names.add(pod_spec.get("serviceAccountName") if job_cluster else pod_spec["serviceAccountName"])
                 for container in pod_spec["containers"]:
                     mounts = {m["mountPath"] for m in container.get("volumeMounts") or []}
                     assert TOKEN_PATH not in mounts, f"{where} {pod.path}: {container['name']} mounts a token"
@@ -188,6 +192,8 @@ def test_service_accounts_and_tokens(render, scenario: Scenario) -> None:
                 assert [(m["mountPath"], m["readOnly"]) for m in mounts] == [(TOKEN_PATH, True)]
                 assert {m["name"] for m in mounts} <= head_volumes, f"{where}: autoscaler mounts a missing volume"
             (name,) = names
+            if job_cluster and name is None:
+                continue
             assert name in created or name == "ray-jobs", f"{where}: ServiceAccount {name} neither created nor configured"
 
 
@@ -195,7 +201,10 @@ def test_service_accounts_and_tokens(render, scenario: Scenario) -> None:
 
 def test_pod_disruption_budgets_select_ray_pods(render, scenario: Scenario) -> None:
     objects = render(scenario)
-    templates = [pod.template for obj in objects for pod in pod_templates(obj) if pod.ray_node]
+    # RayJob clusters are not budgeted: they exist for one run, and a budget would only hold
+    # up a node drain for a job the operator tears down anyway.
+    templates = [pod.template for obj in objects if obj["kind"] not in {"RayJob", "RayCronJob"}
+                 for pod in pod_templates(obj) if pod.ray_node]
     budgets = of_kind(objects, "PodDisruptionBudget")
     heads = [t for t in templates if t["metadata"]["labels"].get("ray-platform.io/node-type") == "head"]
     sd_workers = {t["metadata"]["labels"]["ray-platform.io/group"] for t in templates

@@ -59,6 +59,10 @@ def test_defaults_render_the_three_checks_and_their_script(render) -> None:
 def test_hooks_are_cleaned_up_and_run_to_completion(render, scenario: Scenario) -> None:
     objects = render(scenario)
     found = hooks(objects)
+    if not [o for o in objects if o["kind"] in {"RayCluster", "RayService"}]:
+        # Only RayJobs/RayCronJobs: nothing runs between runs, so there is nothing to test.
+        assert not found, f"{scenario}: helm test hooks without a cluster to test"
+        return
     assert found, f"{scenario}: no helm test hooks"
     for hook in found:
         policy = hook["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")

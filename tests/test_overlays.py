@@ -34,7 +34,8 @@ def test_a_team_overlay_changes_one_group_and_keeps_the_others(render, overlay: 
     team = tmp_path / "my-team.yaml"
     team.write_text(yaml.safe_dump({"rayCluster": {"workerGroups": {
         target: {"maxReplicas": before[target]["maxReplicas"] + 3},
-        "team-extra": {"minReplicas": 0, "maxReplicas": 1}}}}))
+        "team-extra": {"minReplicas": 0, "maxReplicas": 1, "resources": {
+            "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}}}}}))
     after = groups(render(Scenario(f"{overlay.name}+team", (overlay, team))), "RayCluster")
     assert after[target]["maxReplicas"] == before[target]["maxReplicas"] + 3
     assert set(after) == set(before) | {"team-extra"}

@@ -33,7 +33,9 @@ EMPTY_SAMPLES = {"object": [{}], "array": [[]]}
 # Bounds that keep each example small so the suite stays fast.
 MAX_ITEMS, MAX_GROUPS = 2, 2
 # A refusal names a key: a dotted values path or the quoted name of a map key.
-NAMED_KEY = re.compile(r"(\b[a-zA-Z][\w-]*\.[\w.-]+|'[^']+'|\"[^\"]+\"|\b(rayCluster|image|auth|rayVersion|rayTmpDir)\b)")
+# A top-level key may stand alone (helm 4: "at fullnameOverride: got boolean, want string").
+TOP_LEVEL_KEYS = "|".join(sorted(generate_schema.load_source()["properties"], key=len, reverse=True))
+NAMED_KEY = re.compile(rf"(\b[a-zA-Z][\w-]*\.[\w.-]+|'[^']+'|\"[^\"]+\"|\b({TOP_LEVEL_KEYS})\b)")
 
 
 def bounded(node: Any, definitions: dict[str, Any], name: str | None = None) -> Any:

@@ -56,7 +56,7 @@ CASES: dict[str, dict[str, Any]] = {
     "own-cluster-no-autoscaler": {"rayJobs": {"train": {
         "entrypoint": "python train.py", "cluster": {**OWN_CLUSTER, "autoscaler": {"enabled": False}}}}},
     "head-resources-whole": {"rayJobs": {"train": {"entrypoint": "python train.py", "cluster": {
-        "head": {"resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}}}}},
+        "head": {"resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}}}}}},
     "resources": {"rayJobs": {"etl": {
         "entrypoint": "python etl.py --date \"$(date +%F)\" 'quoted'", "entrypointNumCpus": 0.5,
         "entrypointNumGpus": 1, "entrypointResources": {"accelerator_type:L4": 1, "disk": 0.25},
@@ -201,7 +201,8 @@ def test_without_the_autoscaler_the_head_has_no_token_volume(case) -> None:
 
 def test_head_resources_given_replace_the_default_resources_whole(case) -> None:
     head = the(case("head-resources-whole"), "RayJob")["spec"]["rayClusterSpec"]["headGroupSpec"]
-    assert head["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "4", "memory": "16Gi"}}
+    assert head["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "4", "memory": "16Gi"},
+                                                                      "limits": {"memory": "16Gi"}}
 
 
 def test_an_existing_token_secret_reaches_the_job_cluster(case) -> None:

@@ -22,7 +22,8 @@ EXAMPLE = next(s for s in scenarios() if s.name == "values/examples/own-serve-ap
 DEFAULTS = scenarios()[0]
 TEXT = "ray-platform-text"
 MONITORING = ("monitoring.coreos.com/v1",)
-WORKERS = {"cpu": {"minReplicas": 0, "maxReplicas": 2}}
+WORKERS = {"cpu": {"minReplicas": 0, "maxReplicas": 2, "resources": {
+    "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}}}
 
 
 def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ workerGroupSpecs:
   {{- include "ray-platform.cluster.checkWorkerGroup" (dict "root" $root "cluster" $cluster "group" $group "key" $groupKey "clusterKey" $key) }}
   {{- $workerTemplate := include "ray-platform.pod.template" (dict "root" $root "group" $group "key" $groupKey "nodeType" "worker" "component" $.component "groupName" $groupName "extra" $.extra "ports" (concat (include "ray-platform.pod.workerPorts" $root | fromYamlArray) $extraPorts)) }}
   {{- $refusals = concat $refusals (include "ray-platform.podsecurity.rayPodRefusals" (dict "root" $root "template" $workerTemplate "group" $group "key" $groupKey "nodeType" "worker" "clusterKey" $key) | fromYamlArray) }}
-  - groupName: {{ $groupName }}
+  - groupName: {{ $groupName | quote }}
     replicas: {{ hasKey $group "replicas" | ternary $group.replicas $group.minReplicas }}
     minReplicas: {{ $group.minReplicas }}
     maxReplicas: {{ $group.maxReplicas }}

@@ -45,7 +45,7 @@ metadata:
     app.kubernetes.io/component: {{ .component }}
     ray-platform.io/node-type: {{ .nodeType }}
     {{- with .groupName }}
-    ray-platform.io/group: {{ . }}
+    ray-platform.io/group: {{ . | quote }}
     {{- end }}
     {{- with $group.labels }}
     {{- toYaml . | nindent 4 }}
@@ -351,6 +351,13 @@ call with: include "ray-platform.pod.resources" (dict "group" $group "key" "rayC
 */}}
 {{- define "ray-platform.pod.resources" -}}
 {{- $resources := deepCopy (default dict .group.resources) }}
+{{- /* What the scheduler places by and what bounds a node's memory; Ray also sizes its object
+store from the memory limit. A group added by an overlay has no defaults to inherit. */}}
+{{- range $required := list (list "requests" "cpu") (list "requests" "memory") (list "limits" "memory") }}
+{{- if not (hasKey (default dict (get $resources (first $required))) (last $required)) }}
+{{- fail (printf "%s.resources.%s.%s is not set: every Ray container needs requests.cpu, requests.memory and limits.memory (the scheduler places pods by requests; Ray sizes its object store from the memory limit)." $.key (first $required) (last $required)) }}
+{{- end }}
+{{- end }}
 {{- $gpus := int (default 0 .group.gpus) }}
 {{- if gt $gpus 0 }}
 {{- range $section := list "requests" "limits" }}

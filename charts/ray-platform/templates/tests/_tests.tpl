@@ -46,6 +46,21 @@ call with: include "ray-platform.tests.checks" . | fromYamlArray
 {{- end }}
 {{- $checks = append $checks (dict "name" "dashboard" "check" "dashboard" "tokenSecret" $secret "env" $env) }}
 {{- end }}
+{{- /* Each RayService of your own (rayServices.<name>): its dashboard, as for the Stable
+Diffusion service's cluster (its token Secret is named after a generated RayCluster too). */}}
+{{- range $service := include "ray-platform.cluster.list" . | fromYamlArray }}
+{{- if hasPrefix "rayServices." $service.key }}
+{{- $secret := "" }}
+{{- if $tokenAuth }}
+{{- $secret = $root.Values.auth.existingSecret }}
+{{- end }}
+{{- $env := list (dict "name" "RAY_DASHBOARD_URL" "value" (printf "http://%s-head-svc:8265" $service.name)) }}
+{{- if and $tokenAuth (not $secret) }}
+{{- $env = append $env (dict "name" "AUTH_SKIP_REASON" "value" (printf "the token of RayService %s lives in a Secret named after its generated RayCluster; set auth.existingSecret to test the authenticated API" $service.name)) }}
+{{- end }}
+{{- $checks = append $checks (dict "name" (printf "dashboard-%s" (trimPrefix "rayservice-" $service.component)) "check" "dashboard" "tokenSecret" $secret "env" $env) }}
+{{- end }}
+{{- end }}
 {{- if .Values.stableDiffusion.enabled }}
 {{- $sd := .Values.stableDiffusion }}
 {{- $prefix := trimSuffix "/" $sd.app.routePrefix }}
@@ -88,7 +103,7 @@ call with: include "ray-platform.tests.pod" (dict "root" $ "check" $check)
 apiVersion: v1
 kind: Pod
 metadata:
-  name: {{ include "ray-platform.tests.name" $root }}-{{ $check.name }}
+  name: {{ printf "%s-%s" (include "ray-platform.tests.name" $root) $check.name | trunc 63 | trimSuffix "-" }}
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "ray-platform.tests.labels" $root | nindent 4 }}
