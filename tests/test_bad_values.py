@@ -14,6 +14,13 @@ from harness.scenarios import bad_value_cases
 from harness.versions import HELM_MAJORS
 
 CASES: list[dict[str, Any]] = bad_value_cases()
+# Every case with the newest helm major; every third case with the older one too. A refusal's
+# text comes from the schema validator or from a template `fail`, and every topic file mixes
+# both, so each kind reaches every major from every topic; leaving the older major the rest is
+# what keeps the offline suite under a minute on 2 cores (each render is a helm process).
+PAIRS: list[tuple[int, dict[str, Any]]] = [
+    (major, case) for index, case in enumerate(CASES) for major in HELM_MAJORS
+    if major == HELM_MAJORS[-1] or index % 3 == 0]
 
 
 def test_enough_distinct_cases() -> None:
@@ -38,11 +45,12 @@ def case_files(renderer: Renderer, shared_dir: Path) -> dict[str, Path]:
     files = {}
     for case in CASES:
         files[case["id"]] = write_shared(folder / f"{case['id']}.yaml", yaml.safe_dump(case["values"]))
-    renderer.prefetch(RenderRequest((path,), major) for path in files.values() for major in HELM_MAJORS)
+    renderer.prefetch(RenderRequest((files[case["id"]],), major) for major, case in PAIRS)
     return files
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case["id"])
+@pytest.mark.parametrize("helm_major, case", PAIRS,
+                         ids=[f"helm{major}-{case['id']}" for major, case in PAIRS])
 def test_bad_values_are_refused_naming_the_key(renderer: Renderer, helm_major: int,
                                                case: dict[str, Any], case_files: dict[str, Path]) -> None:
     error = renderer.error(RenderRequest((case_files[case["id"]],), helm_major))
