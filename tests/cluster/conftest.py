@@ -35,8 +35,9 @@ SCENARIOS = scenarios()
 READY_TIMEOUT = 300
 
 # Room for every scenario installed at once with both helm majors (simulated: capacity is free).
-TEST_FLEET = fleet.Fleet(pools=(fleet.Pool("cpu", 12, "64", "256Gi"),
-                                fleet.Pool("gpu", 4, "64", "256Gi", gpus=8)),
+# With every overlay's prerequisites created, all of their GPU workers get scheduled at once.
+TEST_FLEET = fleet.Fleet(pools=(fleet.Pool("cpu", 16, "64", "256Gi"),
+                                fleet.Pool("gpu", 8, "64", "256Gi", gpus=8)),
                          volumes=40)
 
 

@@ -83,6 +83,11 @@ def test_gpu_workers_land_on_gpu_nodes_and_nothing_else_does(local_cluster, inst
 def test_every_raycluster_is_ready_by_the_conditions_the_operator_wrote(local_cluster, installed):
     assert installed.install_error is None, installed.install_error
     clusters = _ray_clusters(local_cluster, installed)
+    if not [o for o in installed.manifest if o["kind"] in {"RayCluster", "RayService", "RayJob"}]:
+        # Only RayCronJobs: no cluster exists until the first scheduled run.
+        assert not clusters, f"RayClusters before any scheduled run: {clusters}"
+        assert [o for o in installed.manifest if o["kind"] == "RayCronJob"]
+        return
     assert clusters, "no RayCluster in the namespace"
     for cluster in clusters:
         name = cluster["metadata"]["name"]
