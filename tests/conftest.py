@@ -131,3 +131,12 @@ def kube_minor(request: pytest.FixtureRequest) -> str:
 def default_objects(render) -> list[dict[str, Any]]:
     return render(SCENARIOS[0])
 
+
+
+@pytest.fixture(scope="session")
+def scenario_of(values_file):
+    """scenario_of(values) -> a Scenario of those values, in a file every worker finds."""
+    def _make(values: dict[str, Any]) -> Scenario:
+        path = values_file(values)
+        return Scenario(path.name, (path,))
+    return _make

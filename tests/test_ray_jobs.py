@@ -42,14 +42,6 @@ def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.fixture(scope="module")
-def scenario_of(values_file: Callable[[dict[str, Any]], Path]) -> Callable[[dict[str, Any]], Scenario]:
-    def _make(values: dict[str, Any]) -> Scenario:
-        path = values_file(values)
-        return Scenario(path.name, (path,))
-    return _make
-
-
 # Values of the tests below, rendered together up front.
 CASES: dict[str, dict[str, Any]] = {
     "own-cluster": {"rayJobs": {"train": {"entrypoint": "python train.py", "cluster": OWN_CLUSTER}}},

@@ -4,8 +4,7 @@ authentication guard, NetworkPolicies, PodMonitors and per-cluster objects per s
 Stable Diffusion RayService, now built by the same builder, unchanged in shape."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -34,14 +33,6 @@ def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
 
 def service(applications: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
     return {"applications": applications, "cluster": {"workerGroups": WORKERS}, **more}
-
-
-@pytest.fixture(scope="module")
-def scenario_of(values_file: Callable[[dict[str, Any]], Path]) -> Callable[[dict[str, Any]], Scenario]:
-    def _make(values: dict[str, Any]) -> Scenario:
-        path = values_file(values)
-        return Scenario(path.name, (path,))
-    return _make
 
 
 @pytest.fixture(scope="module")
