@@ -28,6 +28,24 @@ call with: include "ray-platform.cluster.list" . | fromYamlArray
 {{- end }}
 
 {{/*
+The values of a Ray cluster by its values path: "rayCluster", "stableDiffusion",
+"rayServices.<key>.cluster" (with the defaults of "ray-platform.rayservice.clusterValues") or
+"rayJobs.<key>.cluster" (with those of "ray-platform.rayjob.clusterValues"). Sets .out.values.
+call with: include "ray-platform.cluster.values" (dict "root" $ "key" $clusterKey "out" $out)
+*/}}
+{{- define "ray-platform.cluster.values" -}}
+{{- $parts := splitList "." .key }}
+{{- if and (eq (index $parts 0) "rayServices") (eq (len $parts) 3) }}
+{{- include "ray-platform.rayservice.clusterValues" (dict "root" .root "key" (index $parts 1) "out" .out) }}
+{{- else if and (eq (index $parts 0) "rayJobs") (eq (len $parts) 3) }}
+{{- /* A RayJob's own cluster with its defaults (_rayjob.tpl). */}}
+{{- include "ray-platform.rayjob.clusterValues" (dict "root" .root "key" (index $parts 1) "out" .out) }}
+{{- else }}
+{{- $_ := set .out "values" (index .root.Values .key) }}
+{{- end }}
+{{- end }}
+
+{{/*
 The spec of a Ray cluster, shared by the RayCluster and the RayService's rayClusterConfig. The dict:
   root       the chart's root context ($)
   cluster    the cluster's values (head, workerGroups, autoscaler, gcsFaultTolerance)

@@ -364,7 +364,9 @@ call with: include "ray-platform.podsecurity.rayPodRefusals" (dict "root" $ "tem
 {{- $sidecar := dict "name" "autoscaler" }}
 {{- with .autoscaler.securityContext }}{{ $_ := set $sidecar "securityContext" . }}{{ end }}
 {{- $_ := set $pod.spec "containers" (append (default list $pod.spec.containers) $sidecar) }}
-{{- $autoscalerValues := default dict (include "ray-platform.security.valuesAt" (dict "root" .root "path" .clusterKey) | fromYaml).autoscaler }}
+{{- $clusterValues := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" .root "key" .clusterKey "out" $clusterValues) }}
+{{- $autoscalerValues := default dict $clusterValues.values.autoscaler }}
 {{- $_ := set $containers "autoscaler" (dict "group" (default dict $autoscalerValues.securityContext) "groupPath" (printf "%s.autoscaler.securityContext" .clusterKey) "topPath" $top) }}
 {{- end }}
 {{- $volumes := dict }}

@@ -31,25 +31,6 @@ call with: include "ray-platform.security.clusterKey" "rayCluster.head"
 {{- end }}
 
 {{/*
-The values at a dotted path ("rayJobs.nightly.cluster") as YAML; {} where the path leads nowhere.
-call with: include "ray-platform.security.valuesAt" (dict "root" $ "path" "rayCluster") | fromYaml
-*/}}
-{{- define "ray-platform.security.valuesAt" -}}
-{{- if regexMatch "^(rayServices|rayJobs)[.][^.]+[.]cluster$" .path }}
-{{- /* A RayService's or RayJob's own cluster with its defaults (_rayservice.tpl, _rayjob.tpl). */}}
-{{- $values := dict }}
-{{- include "ray-platform.cluster.values" (dict "root" .root "key" .path "out" $values) }}
-{{- toYaml $values.values }}
-{{- else }}
-{{- $node := .root.Values }}
-{{- range $part := splitList "." .path }}
-{{- if and (kindIs "map" $node) (hasKey $node $part) }}{{ $node = index $node $part }}{{ else }}{{ $node = dict }}{{ end }}
-{{- end }}
-{{- if kindIs "map" $node }}{{ toYaml $node }}{{ else }}{}{{ end }}
-{{- end }}
-{{- end }}
-
-{{/*
 Volume name and mount path of the autoscaler's own Kubernetes API token.
 call with: include "ray-platform.security.tokenVolumeName" .
 call with: include "ray-platform.security.tokenMountPath" .
@@ -65,8 +46,9 @@ call with: include "ray-platform.security.podIdentity" $podTemplateArguments  (t
 */}}
 {{- define "ray-platform.security.podIdentity" -}}
 {{- $key := include "ray-platform.security.clusterKey" .key }}
-{{- $cluster := include "ray-platform.security.valuesAt" (dict "root" .root "path" $key) | fromYaml }}
-{{- if hasKey $cluster "serviceAccount" -}}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" .root "key" $key "out" $values) }}
+{{- if hasKey $values.values "serviceAccount" -}}
 serviceAccountName: {{ include "ray-platform.security.serviceAccountName" (dict "root" .root "key" $key) | quote }}
 {{ end -}}
 automountServiceAccountToken: false
@@ -81,9 +63,9 @@ autoscaler's permissions (patch pods, patch the RayCluster).
 call with: include "ray-platform.security.headVolumes" $podTemplateArguments  (the dict of "ray-platform.pod.template")
 */}}
 {{- define "ray-platform.security.headVolumes" -}}
-{{- $key := include "ray-platform.security.clusterKey" .key }}
-{{- $cluster := include "ray-platform.security.valuesAt" (dict "root" .root "path" $key) | fromYaml }}
-{{- $autoscaler := default dict $cluster.autoscaler }}
+{{- $values := dict }}
+{{- include "ray-platform.cluster.values" (dict "root" .root "key" (include "ray-platform.security.clusterKey" .key) "out" $values) }}
+{{- $autoscaler := default dict $values.values.autoscaler }}
 {{- if and (eq .nodeType "head") $autoscaler.enabled }}
 - name: {{ include "ray-platform.security.tokenVolumeName" . }}
   projected:
