@@ -200,6 +200,16 @@ call with: include "ray-platform.pod.env" (dict "root" $ "group" $group "key" "r
 {{- end }}
 
 {{/*
+The volumes the KubeRay operator adds to Ray pods, which a container may mount but a group must
+not define again: /dev/shm, and the head's log volume with the autoscaler (a YAML list).
+call with: include "ray-platform.pod.kuberayVolumeNames" . | fromYamlArray
+*/}}
+{{- define "ray-platform.pod.kuberayVolumeNames" -}}
+- shared-mem
+- ray-logs
+{{- end }}
+
+{{/*
 Refuse volumes and Ray-container mounts the API server would refuse: a group volume named like
 one the chart adds or like an earlier one, a mount path used twice (a mount at /tmp/ray while
 rayTmpDir.enabled says how to take over that path), a mount of a volume the pod does not have.
@@ -216,9 +226,7 @@ call with: include "ray-platform.pod.checkVolumes" (dict "root" $ "group" $group
 {{- end }}
 {{- $_ := set $names $name (printf "%s.volumes[%d]" $key $index) }}
 {{- end }}
-{{- /* Volumes the KubeRay operator adds to Ray pods: /dev/shm, and the head's log volume with the autoscaler. */}}
-{{- $_ := set $names "shared-mem" "KubeRay" }}
-{{- $_ := set $names "ray-logs" "KubeRay" }}
+{{- range include "ray-platform.pod.kuberayVolumeNames" . | fromYamlArray }}{{ $_ := set $names . "KubeRay" }}{{ end }}
 {{- $paths := dict }}
 {{- range .chartMounts }}{{ $_ := set $paths (trimSuffix "/" (toString .mountPath)) "the chart" }}{{ end }}
 {{- range $index, $mount := default list .group.volumeMounts }}
@@ -245,7 +253,7 @@ call with: include "ray-platform.pod.addedContainers" (dict "root" $ "group" $gr
 */}}
 {{- define "ray-platform.pod.addedContainers" -}}
 {{- $reserved := list "ray-head" "ray-worker" "autoscaler" "wait-gcs-ready" }}
-{{- $volumeNames := list "shared-mem" "ray-logs" }}
+{{- $volumeNames := include "ray-platform.pod.kuberayVolumeNames" . | fromYamlArray }}
 {{- range .volumes }}{{ $volumeNames = append $volumeNames (toString .name) }}{{ end }}
 {{- $seen := dict }}
 {{- $out := dict }}
