@@ -8,6 +8,7 @@ import copy
 import http.client
 import io
 import json
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -119,16 +120,24 @@ def burst(base: str, n: int) -> list:
 
 
 def check_burst(results: list, retry_after_s: float) -> None:
+    """200s and 503s only; the 503s come at once. "At once" has two bounds. The median refusal
+    is under a second (alone on 2 CPUs they take 0.02-0.3 s). Each refusal comes before the median
+    accepted request: a refusal that had waited for a slot would take at least one pipeline call
+    longer. Only that second bound holds for every refusal when the 2 cores are shared with the
+    cluster suite, which slows the proxy as much as the pipeline (one refusal took 1.7 s in CI)."""
     statuses = sorted(r.status_code for r, _ in results)
     assert set(statuses) <= {200, 503}, statuses
-    refused = [(r, took) for r, took in results if r.status_code == 503]
-    served = [r for r, _ in results if r.status_code == 200]
+    refused = sorted(took for r, took in results if r.status_code == 503)
+    served = sorted(took for r, took in results if r.status_code == 200)
     assert refused and served, statuses
-    for response, took in refused:
-        assert response.headers.get("retry-after") == str(int(retry_after_s)), response.headers
-        assert took < 1.0, f"a refusal took {took:.2f} s"
-    for response in served:
-        assert_png(response, 64)
+    for response, _ in results:
+        if response.status_code == 503:
+            assert response.headers.get("retry-after") == str(int(retry_after_s)), response.headers
+        else:
+            assert_png(response, 64)
+    seconds = f"refusals {[round(t, 2) for t in refused]} s, accepted {[round(t, 2) for t in served]} s"
+    assert statistics.median(refused) < 1.0, seconds
+    assert refused[-1] < statistics.median(served), seconds
 
 
 def test_burst_beyond_the_model_queue_gets_fast_503s(sd_app, local_serve_config) -> None:
