@@ -213,3 +213,34 @@ def test_a_disabled_service_renders_nothing(render, scenario_of) -> None:
     scenario = scenario_of({"rayServices": {"off": {**service([{"name": "a", "import_path": "m.app"}]), "enabled": False}}})
     objects = render(scenario)
     assert not [o for o in objects if "ray-platform-off" in o["metadata"]["name"]]
+
+
+BIG_HEAD = {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}
+
+
+@pytest.mark.parametrize("kind", ["RayService", "RayJob"])
+def test_head_resources_given_replace_the_default_resources_whole_in_both_derived_clusters(render, scenario_of, kind) -> None:
+    """One rule for the clusters derived from rayCluster: a head asking 4 CPUs gets no 2-CPU limit
+    from rayCluster.head (requests above limits, which the API server refuses); a head without
+    resources keeps rayCluster.head's."""
+    cluster = {"head": {"resources": BIG_HEAD}, "workerGroups": WORKERS}
+    if kind == "RayService":
+        values = {"rayServices": {"big": service([{"name": "a", "import_path": "a:app"}], cluster=cluster)}}
+    else:
+        values = {"rayJobs": {"big": {"entrypoint": "python big.py", "cluster": cluster}}}
+    objects = render(scenario_of({"stableDiffusion": {"enabled": False}, **values}))
+    found = of_kind(objects, kind)
+    assert len(found) == 1
+    spec = found[0]["spec"]["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]
+    assert spec["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"] == BIG_HEAD
+    defaults = render(DEFAULTS)
+    chart_head = of_kind(defaults, "RayCluster")[0]["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert chart_head["resources"]["limits"]["cpu"] == "2", "rayCluster.head's default limit changed: the test lost its point"
+    without = {"workerGroups": WORKERS}
+    if kind == "RayService":
+        values["rayServices"]["big"]["cluster"] = without
+    else:
+        values["rayJobs"]["big"]["cluster"] = without
+    spec = of_kind(render(scenario_of({"stableDiffusion": {"enabled": False}, **values})), kind)[0]["spec"]
+    head = spec["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]["headGroupSpec"]
+    assert head["template"]["spec"]["containers"][0]["resources"] == chart_head["resources"]

@@ -46,6 +46,26 @@ call with: include "ray-platform.cluster.values" (dict "root" $ "key" $clusterKe
 {{- end }}
 
 {{/*
+The values of a cluster that the chart derives from rayCluster (rayServices.<key>.cluster,
+rayJobs.<key>.cluster): the given head over rayCluster.head and the given autoscaler over
+rayCluster.autoscaler (maps merge key by key, lists are replaced), except the head's `resources`,
+which replace rayCluster.head's as a whole when given, so that a larger request never meets the
+default's smaller limit; only the worker groups given; GCS fault tolerance off unless given.
+Sets .out.values (no YAML round trip, so numbers stay numbers).
+call with: include "ray-platform.cluster.derivedValues" (dict "root" $ "given" $clusterValues "out" $out)
+*/}}
+{{- define "ray-platform.cluster.derivedValues" -}}
+{{- $given := deepCopy (default dict .given) }}
+{{- $givenHead := default dict $given.head }}
+{{- $head := mergeOverwrite (deepCopy .root.Values.rayCluster.head) $givenHead }}
+{{- with $givenHead.resources }}{{ $_ := set $head "resources" . }}{{ end }}
+{{- $autoscaler := mergeOverwrite (deepCopy .root.Values.rayCluster.autoscaler) (default dict $given.autoscaler) }}
+{{- $gcsOff := dict "enabled" false "redisAddress" "" "existingSecret" "" "existingSecretPasswordKey" "password" "externalStorageNamespace" "" }}
+{{- $gcs := mergeOverwrite $gcsOff (default dict $given.gcsFaultTolerance) }}
+{{- $_ := set .out "values" (dict "head" $head "workerGroups" (default dict $given.workerGroups) "autoscaler" $autoscaler "gcsFaultTolerance" $gcs) }}
+{{- end }}
+
+{{/*
 The spec of a Ray cluster, shared by the RayCluster and the RayService's rayClusterConfig. The dict:
   root       the chart's root context ($)
   cluster    the cluster's values (head, workerGroups, autoscaler, gcsFaultTolerance)

@@ -106,20 +106,12 @@ submitterPodTemplate:
 {{- end }}
 
 {{/*
-The cluster values of rayJobs.<key>.cluster with what the cluster builder needs: its head over
-rayCluster.head (maps merge key by key, lists are replaced; `resources`, when given, replaces the
-head's resources as a whole, so a larger request never meets the default's smaller limit), its
-autoscaler over rayCluster.autoscaler, no worker groups unless listed, no GCS fault tolerance (a
-job's cluster lives as long as the job). Sets .out.values.
+The cluster values of rayJobs.<key>.cluster: "ray-platform.cluster.derivedValues" of it (the job's
+schema has no gcsFaultTolerance: a job's cluster lives as long as the job). Sets .out.values.
 call with: include "ray-platform.rayjob.clusterValues" (dict "root" $ "key" $jobKey "out" $out)
 */}}
 {{- define "ray-platform.rayjob.clusterValues" -}}
-{{- $root := .root }}
-{{- $given := deepCopy (default dict (index $root.Values.rayJobs .key).cluster) }}
-{{- $head := mergeOverwrite (deepCopy $root.Values.rayCluster.head) (default dict $given.head) }}
-{{- with (default dict $given.head).resources }}{{ $_ := set $head "resources" . }}{{ end }}
-{{- $autoscaler := mergeOverwrite (deepCopy $root.Values.rayCluster.autoscaler) (default dict $given.autoscaler) }}
-{{- $_ := set .out "values" (dict "head" $head "workerGroups" (default dict $given.workerGroups) "autoscaler" $autoscaler "gcsFaultTolerance" (dict "enabled" false)) }}
+{{- include "ray-platform.cluster.derivedValues" (dict "root" .root "given" (index .root.Values.rayJobs .key).cluster "out" .out) }}
 {{- end }}
 
 {{/*

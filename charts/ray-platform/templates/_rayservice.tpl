@@ -28,21 +28,15 @@ call with: include "ray-platform.rayservice.component" $key
 {{- define "ray-platform.rayservice.component" -}}rayservice-{{ . }}{{- end }}
 
 {{/*
-The cluster values of rayServices.<key>: its cluster over rayCluster.head and rayCluster.autoscaler
-(maps merge key by key, lists are replaced), no worker groups unless listed, GCS fault tolerance
-off, a created ServiceAccount. Sets .out.values (no YAML round trip, so numbers stay numbers).
+The cluster values of rayServices.<key>: "ray-platform.cluster.derivedValues" of its cluster, with
+a created ServiceAccount unless its cluster names one. Sets .out.values.
 call with: include "ray-platform.rayservice.clusterValues" (dict "root" $ "key" $key "out" $out)
 */}}
 {{- define "ray-platform.rayservice.clusterValues" -}}
-{{- $root := .root }}
-{{- $given := deepCopy (default dict (index $root.Values.rayServices .key).cluster) }}
-{{- $base := dict
-  "serviceAccount" (dict "create" true "name" "" "annotations" dict)
-  "head" (deepCopy $root.Values.rayCluster.head)
-  "workerGroups" dict
-  "autoscaler" (deepCopy $root.Values.rayCluster.autoscaler)
-  "gcsFaultTolerance" (dict "enabled" false "redisAddress" "" "existingSecret" "" "existingSecretPasswordKey" "password" "externalStorageNamespace" "") }}
-{{- $_ := set .out "values" (mergeOverwrite $base $given) }}
+{{- $given := default dict (index .root.Values.rayServices .key).cluster }}
+{{- include "ray-platform.cluster.derivedValues" (dict "root" .root "given" $given "out" .out) }}
+{{- $serviceAccount := dict "create" true "name" "" "annotations" dict }}
+{{- $_ := set .out.values "serviceAccount" (mergeOverwrite $serviceAccount (deepCopy (default dict $given.serviceAccount))) }}
 {{- end }}
 
 {{/*
