@@ -246,10 +246,13 @@ class Renderer:
         rendered, text = self._run(request)
         return None if rendered else text
 
-    def install_output(self, set_values: Iterable[str] = ()) -> str:
+    def install_output(self, set_values: Iterable[str] = (), values_files: Iterable[Path] = ()) -> str:
         """What `helm install --dry-run=client` prints (manifests, then NOTES.txt) with the chart's
-        defaults: helm 4 renders NOTES.txt without a cluster, helm 3 cannot. RenderError when it fails."""
+        defaults, or values_files and set_values over them: helm 4 renders NOTES.txt without a
+        cluster, helm 3 cannot. RenderError when it fails."""
         args = ["install", RELEASE, str(self.chart), "--namespace", NAMESPACE, "--dry-run=client"]
+        for path in values_files:
+            args += ["--values", str(path)]
         for assignment in set_values:
             args += ["--set", assignment]
         proc = helm.run(*args, major=4, timeout=120)
