@@ -19,6 +19,7 @@ from harness.versions import HELM_MAJORS
 EXAMPLE_FILE = REPO / "values" / "examples" / "own-serve-app.yaml"
 EXAMPLE = next(s for s in scenarios() if s.name == "values/examples/own-serve-app.yaml")
 DEFAULTS = scenarios()[0]
+NO_SD_VALUES = {"stableDiffusion": {"enabled": False}}
 TEXT = "ray-platform-text"
 MONITORING = ("monitoring.coreos.com/v1",)
 WORKERS = {"cpu": {"minReplicas": 0, "maxReplicas": 2, "resources": {
@@ -228,7 +229,7 @@ def test_head_resources_given_replace_the_default_resources_whole_in_both_derive
         values = {"rayServices": {"big": service([{"name": "a", "import_path": "a:app"}], cluster=cluster)}}
     else:
         values = {"rayJobs": {"big": {"entrypoint": "python big.py", "cluster": cluster}}}
-    objects = render(scenario_of({"stableDiffusion": {"enabled": False}, **values}))
+    objects = render(scenario_of({**NO_SD_VALUES, **values}))
     found = of_kind(objects, kind)
     assert len(found) == 1
     spec = found[0]["spec"]["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]
@@ -241,6 +242,22 @@ def test_head_resources_given_replace_the_default_resources_whole_in_both_derive
         values["rayServices"]["big"]["cluster"] = without
     else:
         values["rayJobs"]["big"]["cluster"] = without
-    spec = of_kind(render(scenario_of({"stableDiffusion": {"enabled": False}, **values})), kind)[0]["spec"]
+    spec = of_kind(render(scenario_of({**NO_SD_VALUES, **values})), kind)[0]["spec"]
     head = spec["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]["headGroupSpec"]
     assert head["template"]["spec"]["containers"][0]["resources"] == chart_head["resources"]
+
+
+def test_one_host_serves_several_endpoints_on_different_paths_or_ingress_classes(render, scenario_of) -> None:
+    """The refusal of a host and path taken twice (tests/data/bad_values/ray-services.yaml) is only
+    for the same path on the same ingress class or Gateway."""
+    def exposed(**ingress: Any) -> dict[str, Any]:
+        return service([{"name": "a", "import_path": "a:app"}],
+                       ingress={"enabled": True, "hosts": ["apps.example.com"], "allowUnauthenticated": True, **ingress})
+
+    objects = render(scenario_of({**NO_SD_VALUES, "rayServices": {
+        "root": exposed(), "chat": exposed(path="/chat"), "internal": exposed(className="internal-nginx")}}))
+    rules = sorted((o["metadata"]["name"], o["spec"].get("ingressClassName", ""), r["host"], p["path"])
+                   for o in of_kind(objects, "Ingress") for r in o["spec"]["rules"] for p in r["http"]["paths"])
+    assert rules == [("ray-platform-chat", "", "apps.example.com", "/chat"),
+                     ("ray-platform-internal", "internal-nginx", "apps.example.com", "/"),
+                     ("ray-platform-root", "", "apps.example.com", "/")]

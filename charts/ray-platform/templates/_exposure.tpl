@@ -203,3 +203,29 @@ call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ing
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+No two enabled exposures answer the same host and path on the same ingress class (Ingress) or
+Gateway (HTTPRoute): the controller would send that path's requests to one of them, which one
+depending on the controller, and the other endpoint would be silently unreachable there.
+call with: include "ray-platform.exposure.checkRoutes" .
+*/}}
+{{- define "ray-platform.exposure.checkRoutes" -}}
+{{- $root := . }}
+{{- $seen := dict }}
+{{- range $exposure := include "ray-platform.exposure.list" . | fromYamlArray }}
+{{- $settings := dict }}
+{{- include "ray-platform.exposure.values" (dict "root" $root "exposure" $exposure "out" $settings) }}
+{{- $ex := $settings.ex }}
+{{- if $ex.enabled }}
+{{- $via := ternary (printf "Gateway %s/%s" (default $root.Release.Namespace $ex.gateway.namespace) $ex.gateway.name) (printf "ingress class %s" (default "(the default)" $ex.className)) (eq $ex.kind "HTTPRoute") }}
+{{- range $host := $ex.hosts }}
+{{- $route := printf "host %s path %s on the %s" $host $ex.path $via }}
+{{- with get $seen $route }}
+{{- fail (printf "%s: %s is already %s's; the controller would route it to one of them only. Give one of them another host or path." $exposure.key $route .) }}
+{{- end }}
+{{- $_ := set $seen $route $exposure.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -126,6 +126,7 @@ call with: include "ray-platform.security.check" .
 {{- include "ray-platform.exposure.check" (dict "root" $root "ex" $settings.ex "key" $exposure.key "endpoint" $exposure.endpoint) }}
 {{- end }}
 {{- end }}
+{{- include "ray-platform.exposure.checkRoutes" . }}
 {{- include "ray-platform.networkpolicy.check" . }}
 {{- include "ray-platform.security.checkNames" . }}
 {{- end }}
