@@ -207,10 +207,11 @@ def test_pod_disruption_budgets_select_ray_pods(render, scenario: Scenario) -> N
                  for pod in pod_templates(obj) if pod.ray_node]
     budgets = of_kind(objects, "PodDisruptionBudget")
     heads = [t for t in templates if t["metadata"]["labels"].get("ray-platform.io/node-type") == "head"]
-    sd_workers = {t["metadata"]["labels"]["ray-platform.io/group"] for t in templates
-                  if t["metadata"]["labels"].get("app.kubernetes.io/component") == "stable-diffusion"
-                  and t["metadata"]["labels"].get("ray-platform.io/node-type") == "worker"}
-    assert len(budgets) == len(heads) + len(sd_workers)
+    # Serve workers: Stable Diffusion's and your RayServices' worker groups, one budget each.
+    serve_workers = {(t["metadata"]["labels"]["app.kubernetes.io/component"], t["metadata"]["labels"]["ray-platform.io/group"])
+                     for obj in of_kind(objects, "RayService") for pod in pod_templates(obj)
+                     for t in [pod.template] if t["metadata"]["labels"].get("ray-platform.io/node-type") == "worker"}
+    assert len(budgets) == len(heads) + len(serve_workers)
     for budget in budgets:
         spec = budget["spec"]
         assert isinstance(spec["minAvailable"], int) and "maxUnavailable" not in spec
@@ -222,7 +223,8 @@ def test_pod_disruption_budgets_select_ray_pods(render, scenario: Scenario) -> N
 def test_switches_turn_policies_and_budgets_off(renderer: Renderer) -> None:
     objects = renderer.render(RenderRequest((), 4, set_values=(
         "networkPolicy.enabled=false", "podDisruptionBudget.heads.enabled=false",
-        "podDisruptionBudget.stableDiffusionWorkers.enabled=false")))
+        "podDisruptionBudget.stableDiffusionWorkers.enabled=false",
+        "podDisruptionBudget.rayServiceWorkers.enabled=false")))
     assert not of_kind(objects, "NetworkPolicy") and not of_kind(objects, "PodDisruptionBudget")
 
 

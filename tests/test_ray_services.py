@@ -202,8 +202,13 @@ def test_two_services_side_by_side(render, two_services) -> None:
     assert set(services) == {"ray-platform-sd", "ray-platform-echo", "ray-platform-llm"}
     assert {o["metadata"]["name"] for o in of_kind(objects, "ServiceAccount")} >= {
         "ray-platform-ray", "ray-platform-sd-ray", "ray-platform-echo-ray", "ray-platform-llm-ray"}
-    assert {o["metadata"]["name"] for o in of_kind(objects, "PodDisruptionBudget")} >= {
-        "ray-platform-echo-head", "ray-platform-llm-head"}
+    budgets = {o["metadata"]["name"]: o for o in of_kind(objects, "PodDisruptionBudget")}
+    assert set(budgets) >= {"ray-platform-echo-head", "ray-platform-llm-head",
+                            "ray-platform-echo-worker-cpu", "ray-platform-llm-worker-cpu"}
+    assert budgets["ray-platform-llm-worker-cpu"]["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "ray-platform", "app.kubernetes.io/instance": "ray-platform",
+        "app.kubernetes.io/component": "rayservice-llm", "ray-platform.io/node-type": "worker",
+        "ray-platform.io/group": "cpu"}
     # The Stable Diffusion helpers still find the Stable Diffusion service among others.
     assert serve_config_of(objects)["applications"][0]["name"] == "stable_diffusion"
     components = {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in services.values()}
