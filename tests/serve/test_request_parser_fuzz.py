@@ -5,6 +5,9 @@ would answer with a 500). tests/serve/test_serve_under_pressure.py sends the sam
 to the running app and checks each answer is that 4xx or a PNG."""
 from __future__ import annotations
 
+import sys
+import traceback
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,9 +54,28 @@ def test_integer_past_pythons_digit_limit_is_a_400_naming_the_parameter(paramete
         assert result.parameter == parameter and "5000 digits" in result.message
 
 
-def test_deeply_nested_body_is_a_400_naming_the_body() -> None:
-    result = outcome(parse_body, b"[" * 60_000)
+@pytest.mark.parametrize("body", [b"[" * 60_000, b"[" * 967 + b"]" * 967, b'{"prompt": ' * 33 + b'"a"' + b"}" * 33])
+def test_deeply_nested_body_is_a_400_naming_the_depth_limit(body: bytes) -> None:
+    result = outcome(parse_body, body)
     assert isinstance(result, ParamError) and result.parameter == "body"
+    assert result.message == "is nested deeper than 32 levels"
+
+
+def test_nesting_up_to_the_limit_reaches_the_json_parser_and_brackets_in_strings_do_not_count() -> None:
+    at_limit = outcome(parse_body, b"[" * 32 + b"]" * 32)
+    assert isinstance(at_limit, ParamError) and at_limit.message == "must be a JSON object"
+    brackets = outcome(parse_body, b'{"prompt": "' + b"[{" * 100 + b'\\" ]"}')
+    assert isinstance(brackets, GenerationRequest), brackets
+
+
+def test_the_answer_to_a_nested_body_does_not_depend_on_the_callers_stack_depth() -> None:
+    """The Serve replica parses under many more frames than a test does; with json's recursion
+    limit deciding, a body 967 deep was "invalid JSON" here and "maximum recursion depth" there."""
+    frames_here = len(traceback.extract_stack())
+    body = b"[" * (sys.getrecursionlimit() - frames_here - 100)  # fits json's budget here, not 300 frames deeper
+    def deep(frames: int) -> str:
+        return deep(frames - 1) if frames else repr(outcome(parse_body, body))
+    assert deep(0) == deep(300)
 
 
 def test_lone_surrogate_prompt_is_a_400_naming_the_prompt() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional, Union
@@ -28,6 +29,13 @@ MAX_INT_DIGITS = 20
 SHOWN_CHARS = 60
 # A query string with more fields is refused before it is split up.
 MAX_QUERY_FIELDS = 64
+# A body nested deeper is refused before json sees it. The parameters are a flat object; without a
+# bound, json's recursion limit decides, and it is reached at a depth that depends on how deep the
+# caller's stack already is (the same body was "invalid JSON" in one process and "maximum recursion
+# depth exceeded" in the Serve replica).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class RequestError(ValueError):
@@ -212,10 +220,22 @@ def parse_body(body: bytes, cfg: IngressConfig) -> GenerationRequest:
     """A POST body: a JSON object of the same parameters, at most cfg.max_body_bytes."""
     if len(body) > cfg.max_body_bytes:
         raise BodyTooLarge(cfg.max_body_bytes)
+    if _json_depth(body) > MAX_JSON_DEPTH:
+        raise ParamError("body", f"is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         raw = json.loads(body or b"null", parse_int=_int_literal)
-    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+    except ValueError as e:  # UnicodeDecodeError is a ValueError; MAX_JSON_DEPTH keeps RecursionError out
         raise ParamError("body", f"is not valid JSON ({_cut(str(e))})") from None
     if not isinstance(raw, dict):
         raise ParamError("body", "must be a JSON object")
     return parse_request(raw, cfg)
+
+
+def _json_depth(body: bytes) -> int:
+    """The deepest nesting of [ and { outside JSON strings (a regular expression and a count, so
+    no recursion of its own)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
