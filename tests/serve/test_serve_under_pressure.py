@@ -189,7 +189,7 @@ def test_integer_of_5000_digits_is_a_400_naming_the_parameter(sd_app, parameter)
 
 # Small limits, so that every request the parser accepts is a quick image.
 FUZZ_LIMITS = {"default_img_size": 64, "min_img_size": 64, "max_img_size": 64, "default_steps": 1, "max_steps": 2}
-LIVE_FUZZ = settings(max_examples=25, deadline=None,
+LIVE_FUZZ = settings(max_examples=100, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
