@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.pods import pod_templates
+from harness.pods import pod_templates, ray_cluster_specs
 from harness.render import Renderer, RenderRequest, load_yaml, of_kind
 from harness.scenarios import Scenario, scenarios
 from harness.serveconfig import serve_config_of, serve_configs_of
@@ -229,27 +229,20 @@ def test_head_resources_given_replace_the_default_resources_whole_in_both_derive
     """One rule for the clusters derived from rayCluster: a head asking 4 CPUs gets no 2-CPU limit
     from rayCluster.head (requests above limits, which the API server refuses); a head without
     resources keeps rayCluster.head's."""
-    cluster = {"head": {"resources": BIG_HEAD}, "workerGroups": WORKERS}
-    if kind == "RayService":
-        values = {"rayServices": {"big": service([{"name": "a", "import_path": "a:app"}], cluster=cluster)}}
-    else:
-        values = {"rayJobs": {"big": {"entrypoint": "python big.py", "cluster": cluster}}}
-    objects = render(scenario_of({**NO_SD_VALUES, **values}))
-    found = of_kind(objects, kind)
-    assert len(found) == 1
-    spec = found[0]["spec"]["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]
-    assert spec["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"] == BIG_HEAD
-    defaults = render(DEFAULTS)
-    chart_head = of_kind(defaults, "RayCluster")[0]["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    def head_resources(cluster: dict[str, Any]) -> dict[str, Any]:
+        if kind == "RayService":
+            values = {"rayServices": {"big": service([{"name": "a", "import_path": "a:app"}], cluster=cluster)}}
+        else:
+            values = {"rayJobs": {"big": {"entrypoint": "python big.py", "cluster": cluster}}}
+        found = of_kind(render(scenario_of({**NO_SD_VALUES, **values})), kind)
+        assert len(found) == 1
+        (_, spec, _), = ray_cluster_specs(found[0])
+        return spec["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]
+
+    assert head_resources({"head": {"resources": BIG_HEAD}, "workerGroups": WORKERS}) == BIG_HEAD
+    chart_head = of_kind(render(DEFAULTS), "RayCluster")[0]["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert chart_head["resources"]["limits"]["cpu"] == "2", "rayCluster.head's default limit changed: the test lost its point"
-    without = {"workerGroups": WORKERS}
-    if kind == "RayService":
-        values["rayServices"]["big"]["cluster"] = without
-    else:
-        values["rayJobs"]["big"]["cluster"] = without
-    spec = of_kind(render(scenario_of({**NO_SD_VALUES, **values})), kind)[0]["spec"]
-    head = spec["rayClusterConfig" if kind == "RayService" else "rayClusterSpec"]["headGroupSpec"]
-    assert head["template"]["spec"]["containers"][0]["resources"] == chart_head["resources"]
+    assert head_resources({"workerGroups": WORKERS}) == chart_head["resources"]
 
 
 def test_one_host_serves_several_endpoints_on_different_paths_or_ingress_classes(render, scenario_of) -> None:
