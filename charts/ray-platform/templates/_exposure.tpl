@@ -150,6 +150,15 @@ call with: include "ray-platform.exposure.ingressAnnotations" (dict "root" $ "en
 {{- end }}
 
 {{/*
+"true" when the chart's NGINX authentication protects an exposure's callers (an Ingress with
+auth.basic or auth.external; an HTTPRoute cannot carry it), "" otherwise.
+call with: include "ray-platform.exposure.ingressAuthenticates" $settings
+*/}}
+{{- define "ray-platform.exposure.ingressAuthenticates" -}}
+{{- if and (eq .kind "Ingress") (or .auth.basic.existingSecret .auth.external.url) }}true{{ end }}
+{{- end }}
+
+{{/*
 Refusals for one enabled exposure: contradictory authentication or TLS settings, Ingress-only
 settings on an HTTPRoute, a dashboard nobody has to authenticate to, and an endpoint of one of your
 RayServices nobody has to authenticate to (unless allowUnauthenticated says so).
@@ -184,8 +193,7 @@ call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ing
 {{- end }}
 {{- if eq .endpoint "rayService" }}
 {{- /* Serve has no authentication of its own: someone must be asked for it. */}}
-{{- $authenticated := and (eq $ex.kind "Ingress") (or $basic $external) }}
-{{- if and (not $authenticated) (not $ex.allowUnauthenticated) }}
+{{- if and (not (include "ray-platform.exposure.ingressAuthenticates" $ex)) (not $ex.allowUnauthenticated) }}
 {{- if eq $ex.kind "HTTPRoute" }}
 {{- fail (printf "%s: the HTTPRoute would put the Serve endpoint on the network without authentication (an HTTPRoute cannot carry the chart's NGINX auth, and Serve has none). Protect it with your Gateway's policies and set %s.allowUnauthenticated: true, or use kind: Ingress with %s.auth.basic.existingSecret / %s.auth.external.url." $key $key $key $key) }}
 {{- else }}
@@ -197,7 +205,7 @@ call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ing
 {{- if not $target.enabled }}
 {{- fail (printf "%s.cluster: %s is not enabled, so there is no dashboard to expose; set %s.enabled: true or point %s.cluster at an enabled cluster." $key $ex.cluster $ex.cluster $key) }}
 {{- end }}
-{{- $protected := or (eq $root.Values.auth.mode "token") (and (eq $ex.kind "Ingress") (or $basic $external)) }}
+{{- $protected := or (eq $root.Values.auth.mode "token") (include "ray-platform.exposure.ingressAuthenticates" $ex) }}
 {{- if and (not $protected) (not $ex.allowUnauthenticated) }}
 {{- fail (printf "%s: the Ray dashboard would be reachable without authentication (auth.mode is disabled and %s.auth sets none): whoever reaches it can run code in your cluster (CVE-2023-48022). Set auth.mode: token, or %s.auth.basic.existingSecret / %s.auth.external.url, or %s.allowUnauthenticated: true if something else protects it." $key $key $key $key $key) }}
 {{- end }}
@@ -207,25 +215,18 @@ call with: include "ray-platform.exposure.check" (dict "root" $ "ex" .Values.ing
 {{/*
 No two enabled exposures answer the same host and path on the same ingress class (Ingress) or
 Gateway (HTTPRoute): the controller would send that path's requests to one of them, which one
-depending on the controller, and the other endpoint would be silently unreachable there.
-call with: include "ray-platform.exposure.checkRoutes" .
+depending on the controller, and the other endpoint would be silently unreachable there. `seen`
+maps the routes of the exposures checked before to their values keys; this one's are added.
+call with: include "ray-platform.exposure.checkRoute" (dict "root" $ "ex" $settings "key" $exposureKey "seen" $seen)
 */}}
-{{- define "ray-platform.exposure.checkRoutes" -}}
-{{- $root := . }}
-{{- $seen := dict }}
-{{- range $exposure := include "ray-platform.exposure.list" . | fromYamlArray }}
-{{- $settings := dict }}
-{{- include "ray-platform.exposure.values" (dict "root" $root "exposure" $exposure "out" $settings) }}
-{{- $ex := $settings.ex }}
-{{- if $ex.enabled }}
-{{- $via := ternary (printf "Gateway %s/%s" (default $root.Release.Namespace $ex.gateway.namespace) $ex.gateway.name) (printf "ingress class %s" (default "(the default)" $ex.className)) (eq $ex.kind "HTTPRoute") }}
+{{- define "ray-platform.exposure.checkRoute" -}}
+{{- $ex := .ex }}
+{{- $via := ternary (printf "Gateway %s/%s" (default .root.Release.Namespace $ex.gateway.namespace) $ex.gateway.name) (printf "ingress class %s" (default "(the default)" $ex.className)) (eq $ex.kind "HTTPRoute") }}
 {{- range $host := $ex.hosts }}
 {{- $route := printf "host %s path %s on the %s" $host $ex.path $via }}
-{{- with get $seen $route }}
-{{- fail (printf "%s: %s is already %s's; the controller would route it to one of them only. Give one of them another host or path." $exposure.key $route .) }}
+{{- with get $.seen $route }}
+{{- fail (printf "%s: %s is already %s's; the controller would route it to one of them only. Give one of them another host or path." $.key $route .) }}
 {{- end }}
-{{- $_ := set $seen $route $exposure.key }}
-{{- end }}
-{{- end }}
+{{- $_ := set $.seen $route $.key }}
 {{- end }}
 {{- end }}

@@ -119,14 +119,15 @@ call with: include "ray-platform.security.check" .
 {{- fail (printf "%s.head.serviceType: %s puts the Ray dashboard (8265, remote code execution), Jobs API and Ray Client on the network while auth.mode is disabled (CVE-2023-48022). Keep ClusterIP and use ingress.dashboard with authentication, set auth.mode: token, or set %s.head.allowUnauthenticated: true if something else protects the Service." $cluster.key $head.serviceType $cluster.key) }}
 {{- end }}
 {{- end }}
+{{- $routes := dict }}
 {{- range $exposure := include "ray-platform.exposure.list" . | fromYamlArray }}
 {{- $settings := dict }}
 {{- include "ray-platform.exposure.values" (dict "root" $root "exposure" $exposure "out" $settings) }}
 {{- if $settings.ex.enabled }}
 {{- include "ray-platform.exposure.check" (dict "root" $root "ex" $settings.ex "key" $exposure.key "endpoint" $exposure.endpoint) }}
+{{- include "ray-platform.exposure.checkRoute" (dict "root" $root "ex" $settings.ex "key" $exposure.key "seen" $routes) }}
 {{- end }}
 {{- end }}
-{{- include "ray-platform.exposure.checkRoutes" . }}
 {{- include "ray-platform.networkpolicy.check" . }}
 {{- include "ray-platform.security.checkNames" . }}
 {{- end }}
