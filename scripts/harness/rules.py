@@ -24,6 +24,8 @@ LEGACY_FT_HEAD_ENV = ("REDIS_PASSWORD", "RAY_REDIS_ADDRESS")
 AUTOSCALER_V2_ENV = "RAY_enable_autoscaler_v2"  # KubeRay's RAY_ENABLE_AUTOSCALER_V2 constant
 # Containers KubeRay adds to Ray pods (the head's autoscaler, a worker's wait-gcs-ready init container).
 OPERATOR_CONTAINERS = ("autoscaler", "wait-gcs-ready")
+# Volumes KubeRay adds to Ray pods (/dev/shm, the head's log volume next to the autoscaler).
+OPERATOR_VOLUMES = ("shared-mem", "ray-logs")
 RAY_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -116,7 +118,7 @@ def _autoscaler_problems(spec: dict[str, Any]) -> Iterator[str]:
             yield f"{where}.suspend: a worker group cannot be suspended while the autoscaler runs"
     if not v2:
         return
-    if not spec.get("enableInTreeAutoscaling"):
+    if not enabled:
         yield "autoscaler v2 needs enableInTreeAutoscaling: true"
     for where, group in _groups(spec):
         policy = ((group.get("template") or {}).get("spec") or {}).get("restartPolicy")
@@ -228,24 +230,21 @@ def structure_problems(pod: PodTemplate) -> Iterator[str]:
     spec = pod.spec
     containers = _all_containers(spec)
     names = [c.get("name") for c in containers]
-    for name in sorted({n for n in names if names.count(n) > 1}, key=str):
+    for name in _repeated(names):
         yield f"container name {name} appears twice"
     if pod.ray_node:
         for name in sorted({n for n in names if n in OPERATOR_CONTAINERS}, key=str):
             yield f"container {name}: KubeRay adds a container of that name to Ray pods"
     volumes = [v.get("name") for v in spec.get("volumes") or []]
-    for name in sorted({n for n in volumes if volumes.count(n) > 1}, key=str):
+    for name in _repeated(volumes):
         yield f"volume name {name} appears twice"
-    # Volumes KubeRay adds to Ray pods (/dev/shm, the head's log volume next to the autoscaler).
-    known = set(volumes) | ({"shared-mem", "ray-logs"} if pod.ray_node else set())
+    known = set(volumes) | (set(OPERATOR_VOLUMES) if pod.ray_node else set())
     claims = {c.get("name") for c in spec.get("resourceClaims") or []}
     for container in containers:
         cname = container.get("name")
-        env = [e.get("name") for e in container.get("env") or []]
-        for name in sorted({n for n in env if env.count(n) > 1}, key=str):
+        for name in _repeated([e.get("name") for e in container.get("env") or []]):
             yield f"container {cname}: env {name} appears twice"
-        paths = [str(m.get("mountPath", "")).rstrip("/") for m in container.get("volumeMounts") or []]
-        for path in sorted({p for p in paths if paths.count(p) > 1}):
+        for path in _repeated([str(m.get("mountPath", "")).rstrip("/") for m in container.get("volumeMounts") or []]):
             yield f"container {cname}: two volumes mounted at {path}"
         for mount in container.get("volumeMounts") or []:
             if mount.get("name") not in known:
@@ -253,6 +252,11 @@ def structure_problems(pod: PodTemplate) -> Iterator[str]:
         for claim in (container.get("resources") or {}).get("claims") or []:
             if claim.get("name") not in claims:
                 yield f"container {cname}: resources.claims {claim.get('name')} is not in spec.resourceClaims"
+
+
+def _repeated(items: list[Any]) -> list[Any]:
+    """The items that appear more than once, each once, sorted."""
+    return sorted({item for item in items if items.count(item) > 1}, key=str)
 
 
 POD_POLICIES: dict[str, Callable[[PodTemplate, str, str], Iterator[str]]] = {

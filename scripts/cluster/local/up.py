@@ -140,10 +140,10 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, helm_major: int =
     # The real Ray goes behind the Stable Diffusion service only: it is the app whose code and
     # weights this machine has (the tiny pipeline). A user's own RayService (rayServices.<name>)
     # stays on its simulated pods: its RayCluster is awaited, its Serve apps are not served.
-    services = [obj for obj in manifest if obj["kind"] == "RayService"
-                and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
-                == "stable-diffusion"]
-    for other in objects_of_kind(manifest, "RayService"):
+    rayservices = objects_of_kind(manifest, "RayService")
+    services = [obj for obj in rayservices
+                if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "stable-diffusion"]
+    for other in rayservices:
         if other not in services:
             say(f"RayService/{other['metadata']['name']}: its RayCluster is awaited on simulated "
                 "nodes; no real Ray runs behind it (only the Stable Diffusion service gets one)")
