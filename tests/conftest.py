@@ -150,7 +150,6 @@ def default_objects(render) -> list[dict[str, Any]]:
     return render(SCENARIOS[0])
 
 
-
 @pytest.fixture(scope="session")
 def scenario_of(values_file):
     """scenario_of(values) -> a Scenario of those values, in a file every worker finds."""
