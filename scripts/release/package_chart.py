@@ -12,8 +12,10 @@ for trying the packaging path, not for publishing.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -34,33 +36,58 @@ def fetch_dependency() -> bool:
     return dependency_archive() is not None
 
 
-def package(dist: Path, offline: bool) -> Path:
+@dataclass(frozen=True)
+class Signing:
+    """What `helm package --sign` needs: the key's name and the legacy secret keyring holding it."""
+    key: str
+    keyring: Path
+    passphrase_file: Path | None = None
+
+    def args(self) -> list[str]:
+        args = ["--sign", "--key", self.key, "--keyring", str(self.keyring)]
+        return args + (["--passphrase-file", str(self.passphrase_file)] if self.passphrase_file else [])
+
+
+def _with_annotations(source: Path, annotations: dict[str, str]) -> None:
+    chart_yaml = source / "Chart.yaml"
+    metadata = yaml.safe_load(chart_yaml.read_text())
+    metadata.setdefault("annotations", {}).update(annotations)
+    chart_yaml.write_text(yaml.safe_dump(metadata, sort_keys=False))
+
+
+def package(dist: Path, offline: bool, *, version: str | None = None,
+            signing: Signing | None = None, annotations: dict[str, str] | None = None) -> Path:
+    """The chart archive in dist (and, signed, its .prov beside it). `version` overrides
+    Chart.yaml's; `annotations` are set in the packaged Chart.yaml only (a copy)."""
     dist.mkdir(parents=True, exist_ok=True)
-    if fetch_dependency():
-        source = CHART_DIR
-        workdir = None
-    elif offline:
-        workdir = tempfile.TemporaryDirectory(prefix="ray-platform-package-")
-        source = make_offline_copy(CHART_DIR, Path(workdir.name))
-        chart_yaml = source / "Chart.yaml"
-        metadata = yaml.safe_load(chart_yaml.read_text())
-        metadata.setdefault("annotations", {})["ray-platform.io/packaged-without"] = "kuberay-operator"
-        chart_yaml.write_text(yaml.safe_dump(metadata, sort_keys=False))
-        print("package: the kuberay-operator subchart is not available; packaging WITHOUT it (--offline)",
-              file=sys.stderr)
-    else:
-        raise SystemExit("package: the kuberay-operator subchart cannot be fetched (no access to the "
-                         "KubeRay Helm repository); run `helm dependency build charts/ray-platform` where "
-                         "the network allows, or `make package OFFLINE=1` to package without it")
+    workdir = tempfile.TemporaryDirectory(prefix="ray-platform-package-")
     try:
-        proc = helm.run("package", str(source), "--destination", str(dist))
+        if fetch_dependency():
+            source = CHART_DIR
+            if annotations:
+                source = Path(workdir.name) / CHART_DIR.name
+                shutil.copytree(CHART_DIR, source)
+        elif offline:
+            source = make_offline_copy(CHART_DIR, Path(workdir.name))
+            _with_annotations(source, {"ray-platform.io/packaged-without": "kuberay-operator"})
+            print("package: the kuberay-operator subchart is not available; packaging WITHOUT it (--offline)",
+                  file=sys.stderr)
+        else:
+            raise SystemExit("package: the kuberay-operator subchart cannot be fetched (no access to the "
+                             "KubeRay Helm repository); run `helm dependency build charts/ray-platform` where "
+                             "the network allows, or `make package OFFLINE=1` to package without it")
+        if annotations:
+            _with_annotations(source, annotations)
+        args = ["package", str(source), "--destination", str(dist)]
+        args += ["--version", version] if version else []
+        args += signing.args() if signing else []
+        proc = helm.run(*args)
         if proc.returncode != 0:
             raise SystemExit(f"package: helm package failed: {proc.stderr.strip()}")
     finally:
-        if workdir is not None:
-            workdir.cleanup()
+        workdir.cleanup()
     archive = Path(proc.stdout.strip().rsplit(": ", 1)[-1])
-    print(f"package: {archive}")
+    print(f"package: {archive}{' (signed: ' + archive.name + '.prov)' if signing else ''}")
     return archive
 
 
