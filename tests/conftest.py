@@ -26,7 +26,7 @@ from harness.tools import crd_dir
 from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
 
 SCENARIOS = scenarios()
-LIVE_DIRS = ("tests/cluster/", "tests/serve/", "tests/e2e/")
+LIVE_DIRS = ("tests/cluster/", "tests/serve/", "tests/e2e/", "tests/node/")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -58,7 +58,7 @@ def _live_tests_selected(config: pytest.Config) -> bool:
 
     compiled = Expression.compile(expression)
     return any(compiled.evaluate(lambda name, /, **_kwargs: name == marker)
-               for marker in ("cluster", "serve", "e2e"))
+               for marker in ("cluster", "serve", "e2e", "node"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

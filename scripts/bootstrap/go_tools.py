@@ -6,7 +6,13 @@ Every tool is a main package of a module pinned by a committed go.mod/go.sum:
 - tools/go.mod: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl
   (k8s.io/kubernetes), etcd, kwok and kwokctl, helm 4 and helm 3, kind, chart-testing's ct;
 - tools/kuberay-operator/go.mod: the KubeRay operator, in a module of its own so that it keeps
-  the k8s.io and controller-runtime releases its own go.mod names.
+  the k8s.io and controller-runtime releases its own go.mod names;
+- tools/node/<component>/go.mod: the real node's containerd, runc, CNI plugins, CoreDNS and
+  crictl, each in a module of its own (their dependency graphs disagree with the control
+  plane's); kubelet and kube-proxy come from tools/go.mod's k8s.io/kubernetes.
+
+Each tool belongs to a group (`--group helm|control-plane|node|release`), so that a make target
+builds only what it uses.
 
 Idempotent: a tool is rebuilt only when its binary is missing or its module files or build flags
 changed (a stamp beside the binaries records them); a rebuild reuses Go's build cache. Version
@@ -31,8 +37,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_DIR = REPO / "tools"
 OPERATOR_DIR = TOOLS_DIR / "kuberay-operator"
+NODE_DIR = TOOLS_DIR / "node"
 BIN = REPO / ".tools" / "bin"
 STAMP = BIN / ".go-tools.json"
+
+
+GROUPS = ("helm", "control-plane", "node", "release")
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ class Tool:
     module_dir: Path   # the go.mod that pins it
     package: str       # its main package
     ldflags: tuple[str, ...] = ()
+    group: str = "control-plane"
+    tags: tuple[str, ...] = ()
+    # cgo only where the project needs it: runc's nsenter and libseccomp (RuntimeDefault seccomp
+    # must be real), which needs gcc, pkg-config and Debian's libseccomp-dev.
+    cgo: bool = False
 
 
 def module_versions(module_dir: Path) -> dict[str, str]:
@@ -107,12 +122,12 @@ def all_tools() -> list[Tool]:
     # only them, and they build in about a minute; the control plane takes ten.
     tools = [
         Tool("helm4", TOOLS_DIR, "helm.sh/helm/v4/cmd/helm",
-             helm_flags(4, pins["helm.sh/helm/v4"], client_go)),
+             helm_flags(4, pins["helm.sh/helm/v4"], client_go), group="helm"),
         Tool("helm3", TOOLS_DIR, "helm.sh/helm/v3/cmd/helm",
-             helm_flags(3, pins["helm.sh/helm/v3"], client_go)),
+             helm_flags(3, pins["helm.sh/helm/v3"], client_go), group="helm"),
         Tool("ct", TOOLS_DIR, "github.com/helm/chart-testing/v3/ct",
              (f"-X github.com/helm/chart-testing/v3/ct/cmd.Version="
-              f"{pins['github.com/helm/chart-testing/v3']}",)),
+              f"{pins['github.com/helm/chart-testing/v3']}",), group="helm"),
     ]
     tools += [Tool(name, TOOLS_DIR, f"k8s.io/kubernetes/cmd/{name}", kube)
               for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")]
@@ -123,14 +138,70 @@ def all_tools() -> list[Tool]:
         Tool("kind", TOOLS_DIR, "sigs.k8s.io/kind"),
         Tool("kuberay-operator", OPERATOR_DIR, "github.com/ray-project/kuberay/ray-operator"),
     ]
-    return tools
+    return tools + node_tools(kube) + release_tools()
+
+
+def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
+    """The real node: kubelet and kube-proxy at the control plane's version, containerd v2, runc
+    with seccomp, the CNI plugins, CoreDNS and crictl."""
+    def pin(component: str, module: str) -> str:
+        return module_versions(NODE_DIR / component)[module]
+
+    containerd = "github.com/containerd/containerd/v2"
+    containerd_version = pin("containerd", containerd)
+    containerd_flags = (f"-X {containerd}/version.Version={containerd_version}",
+                        f"-X {containerd}/version.Package={containerd}")
+    # no_btrfs: btrfs needs cgo and the root filesystem is ext4 (overlayfs snapshotter).
+    containerd_tags = ("no_btrfs", "no_devmapper", "no_zfs")
+    runc = "github.com/opencontainers/runc"
+    cni = "github.com/containernetworking/plugins"
+    coredns = "github.com/coredns/coredns"
+    crictl = "sigs.k8s.io/cri-tools"
+    return [
+        *(Tool(name, TOOLS_DIR, f"k8s.io/kubernetes/cmd/{name}", kube_flags, group="node")
+          for name in ("kubelet", "kube-proxy")),
+        *(Tool(name, NODE_DIR / "containerd", f"{containerd}/cmd/{name}", containerd_flags,
+               group="node", tags=containerd_tags)
+          for name in ("containerd", "containerd-shim-runc-v2", "ctr")),
+        Tool("runc", NODE_DIR / "runc", runc, (f"-X main.version={pin('runc', runc).lstrip('v')}",),
+             group="node", tags=("seccomp",), cgo=True),
+        *(Tool(name, NODE_DIR / "cni-plugins", f"{cni}/plugins/{kind}/{name}",
+               (f"-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion="
+                f"{pin('cni-plugins', cni)}",), group="node")
+          for kind, name in (("main", "bridge"), ("main", "loopback"), ("ipam", "host-local"),
+                             ("meta", "portmap"))),
+        Tool("coredns", NODE_DIR / "coredns", coredns, group="node"),
+        Tool("crictl", NODE_DIR / "cri-tools", f"{crictl}/cmd/crictl",
+             (f"-X {crictl}/pkg/version.Version={pin('cri-tools', crictl)}",), group="node"),
+    ]
+
+
+def release_tools() -> list[Tool]:
+    """The chart's publishing path: the CNCF distribution registry (the OCI registry the release
+    tests push to) and cosign (signs and verifies the pushed chart), from tools/release/go.mod, a
+    module of its own because cosign's dependency graph is not the control plane's."""
+    release_dir = TOOLS_DIR / "release"
+    pins = module_versions(release_dir)
+    distribution = "github.com/distribution/distribution/v3"
+    cosign = "github.com/sigstore/cosign/v3"
+    # As distribution's Makefile does; without it `registry --version` says "+unknown".
+    registry_flags = (f"-X {distribution}/version.version={pins[distribution]}",
+                      f"-X {distribution}/version.mainpkg={distribution}")
+    # As cosign's Makefile does, through sigs.k8s.io/release-utils; the proxy carries no commit.
+    cosign_flags = (f"-X sigs.k8s.io/release-utils/version.gitVersion={pins[cosign]}",
+                    "-X sigs.k8s.io/release-utils/version.gitTreeState=clean")
+    return [
+        Tool("registry", release_dir, f"{distribution}/cmd/registry", registry_flags,
+             group="release"),
+        Tool("cosign", release_dir, f"{cosign}/cmd/cosign", cosign_flags, group="release"),
+    ]
 
 
 def fingerprint(tool: Tool) -> str:
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
         digest.update((tool.module_dir / name).read_bytes())
-    digest.update(" ".join((tool.package, *tool.ldflags)).encode())
+    digest.update(" ".join((tool.package, *tool.ldflags, *tool.tags, str(tool.cgo))).encode())
     return digest.hexdigest()
 
 
@@ -163,7 +234,10 @@ def build(tool: Tool, env: dict[str, str]) -> float:
     started = time.monotonic()
     output = BIN / tool.name
     command = ["go", "build", "-trimpath", "-ldflags", " ".join(tool.ldflags),
+               *(["-tags", ",".join(tool.tags)] if tool.tags else []),
                "-o", str(output), tool.package]
+    if tool.cgo:
+        env = {**env, "CGO_ENABLED": "1"}
     result = subprocess.run(command, cwd=tool.module_dir, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if result.returncode != 0:
@@ -175,12 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="build only these tools (repeatable)")
+    parser.add_argument("--group", action="append", default=[], choices=GROUPS,
+                        help="build only the tools of these groups (repeatable)")
     parser.add_argument("--list", action="store_true", help="print the tools and exit")
     args = parser.parse_args(argv)
     tools = all_tools()
     if args.list:
         for tool in tools:
-            print(f"{tool.name}\t{tool.package}\t{tool.module_dir.relative_to(REPO)}")
+            print(f"{tool.name}\t{tool.group}\t{tool.package}\t{tool.module_dir.relative_to(REPO)}")
         return 0
     unknown = set(args.only) - {tool.name for tool in tools}
     if unknown:
@@ -188,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("go") is None:
         raise SystemExit("make tools needs Go (1.26 or newer) on PATH to build the pinned tools "
                          "in tools/go.mod; install Go, then run make tools again")
-    selected = [tool for tool in tools if not args.only or tool.name in args.only]
+    selected = [tool for tool in tools
+                if (not args.only or tool.name in args.only)
+                and (not args.group or tool.group in args.group)]
     BIN.mkdir(parents=True, exist_ok=True)
     stamp = json.loads(STAMP.read_text()) if STAMP.is_file() else {}
     env = go_env()

@@ -331,12 +331,11 @@ class UpOptions:
 def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
     say(f"target: {cluster.describe()}")
     if cluster.local:
-        from cluster.local import up as local_up  # needs the virtualenv (PyYAML, kubernetes)
         from cluster.local.controlplane import Layout
+        from cluster.node import platform  # needs the virtualenv (PyYAML, kubernetes)
         from harness.readiness import NotReady
         try:
-            local_up.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say,
-                        real_ray=options.real_ray)
+            platform.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say)
         except (RuntimeError, NotReady) as failed:
             raise StepFailed(str(failed)) from None
         return

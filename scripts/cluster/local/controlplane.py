@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster.node.addresses import KUBERNETES_SERVICE_IP, NODE_IP as REAL_NODE_IP
 from harness.tools import REPO, TOOLS_BIN, ToolMissing
 
 DEFAULT_STATE_DIR = REPO / ".tools" / "local"
@@ -77,6 +78,9 @@ def kwokctl_configuration(layout: Layout) -> list[dict]:
         "kwokControllerBinary": str(layout.binary("kwok")),
         "kubectlBinary": str(layout.binary("kubectl")),
         "cacheDir": str(layout.kwok_workdir / "cache"),
+        # Pods on the real node reach the API server as `kubernetes` (10.0.0.1) or through the
+        # node IP the API server advertises: its certificate must hold both.
+        "kubeApiserverCertSANs": [KUBERNETES_SERVICE_IP, REAL_NODE_IP],
     }
     patches = [
         # kwokctl leaves the simulated nodes' IP empty; a loopback address keeps node IPs (and
@@ -84,6 +88,16 @@ def kwokctl_configuration(layout: Layout) -> list[dict]:
         {"name": "kwok-controller", "extraArgs": [
             {"key": "node-ip", "value": NODE_IP, "override": True},
             {"key": "cidr", "value": DEFAULT_POD_CIDR},
+            # Only the simulated nodes (fleet.py annotates them) are kwok's: the real node is
+            # its kubelet's, and kwok's default (manage every node) would take it over.
+            {"key": "manage-all-nodes", "value": "false", "override": True},
+            {"key": "manage-nodes-with-annotation-selector",
+             "value": "kwok.x-k8s.io/node=fake"},
+        ]},
+        # The `kubernetes` Service's endpoint: the node IP, where an in-namespace forward of the
+        # real node reaches this API server (its own bind address is 127.0.0.1 on the host).
+        {"name": "kube-apiserver", "extraArgs": [
+            {"key": "advertise-address", "value": REAL_NODE_IP},
         ]},
     ]
     return [

@@ -26,8 +26,11 @@ def wait_nodes_ready(kubectl: Kubectl, names: list[str], timeout: float = 90) ->
                 *[f"node/{name}" for name in names], timeout=timeout + 30)
 
 
-def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say) -> Kubectl:
-    """Idempotent: a running cluster is reused, a missing operator process restarted."""
+def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say,
+       host_operator: bool = True) -> Kubectl:
+    """Idempotent: a running cluster is reused, a missing operator process restarted. Without
+    host_operator the operator's CRDs and RBAC are installed but the operator is not started
+    (the real node runs it as a pod: cluster/node/operator_pod.py)."""
     started = time.monotonic()
     if controlplane.exists(layout):
         say(f"local cluster: reusing {layout.name} ({layout.state_dir})")
@@ -47,6 +50,9 @@ def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say)
     operator.install(layout, kubectl)
     # Gateway API CRDs (standard channel), so that an HTTPRoute is checked by the live API too.
     kubectl.apply_files(operator.gateway_api_crd_files())
+    if not host_operator:
+        say(f"local cluster: control plane up in {time.monotonic() - started:.0f} s")
+        return kubectl
     operator.start(layout, kubectl)
     say(f"local cluster: KubeRay operator {operator.module_version()} running as a host process "
         f"(ServiceAccount {operator.NAMESPACE}/{operator.SERVICE_ACCOUNT}); "
@@ -55,6 +61,9 @@ def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say)
 
 
 def down(layout: Layout, say: Say = _say) -> None:
+    from cluster.node import node  # the real node, if this cluster has one
+
+    node.down(layout, say)
     heads = ray_head.stop_all(layout)
     stopped = operator.stop(layout)
     had_cluster = controlplane.exists(layout)

@@ -1,0 +1,83 @@
+"""Where one real node keeps its state, and the addresses it uses.
+
+Every private address (node IP, pod and Service networks) exists only inside the node's network
+namespace, which has no route out; two local clusters each get their own namespace (named after
+their state folder), so they share no address, port or namespace even though both use the same
+private ranges. The host reaches the node only through Unix sockets and loopback forwards.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.local.controlplane import Layout
+from harness.tools import REPO
+
+from cluster.node.addresses import (CLUSTER_CIDR, CLUSTER_DOMAIN,  # noqa: F401 (re-exported)
+                                     KUBERNETES_SERVICE_IP, NODE_IP, POD_SUBNET, SERVICE_CIDR)
+
+NODE_NAME = "real-node-1"
+NODE_LABELS = {"ray-platform.io/node": "real"}
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Paths and names of the real node of one local cluster (control plane: `cluster`)."""
+
+    cluster: Layout
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(str(self.cluster.state_dir.resolve()).encode()).hexdigest()[:10]
+
+    @property
+    def netns(self) -> str:
+        """The node's network namespace (`ip netns` name)."""
+        return f"rpnode-{self.key}"
+
+    @property
+    def netns_path(self) -> Path:
+        return Path("/run/netns") / self.netns
+
+    @property
+    def cgroup_root(self) -> str:
+        """The kubelet's cgroup root under each v1 hierarchy: per cluster, so two clusters'
+        `kubepods` never meet and cleanup removes exactly this node's."""
+        return f"/rpnode-{self.key}"
+
+    @property
+    def dir(self) -> Path:
+        return self.cluster.state_dir / "node"
+
+    @property
+    def containerd_root(self) -> Path:
+        """Images and snapshots, kept per cluster name outside the state folder: `make down`
+        keeps the imported images, so the next `make up` (or test session) of the same cluster
+        does not import them again; nothing there is mounted once containerd stopped."""
+        return REPO / ".tools" / "containerd" / self.cluster.name
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.dir / "containerd" / "containerd.sock"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.dir / "api.sock"
+
+    @property
+    def kubelet_dir(self) -> Path:
+        return self.dir / "kubelet"
+
+    @property
+    def pki(self) -> Path:
+        return self.cluster.kwok_workdir / "clusters" / self.cluster.name / "pki"
+
+    def file(self, name: str) -> Path:
+        return self.dir / name
+
+    def pid(self, component: str) -> Path:
+        return self.dir / "run" / f"{component}.pid"
+
+    def log(self, component: str) -> Path:
+        return self.dir / "logs" / f"{component}.log"

@@ -1,0 +1,171 @@
+"""Start and stop the real node of a local cluster, in order: network namespace, API forwards,
+containerd (+ the images), kubelet, kube-proxy, CoreDNS; and forward a cluster port to the host.
+
+    python -m cluster.node.node down --state-dir .tools/local   # what `make down` runs for it
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from cluster.local import processes
+from cluster.local.controlplane import Layout
+from cluster.local.kubectl import Kubectl
+from cluster.node import cleanup, cni, containerd, coredns, kube_proxy, kubelet, netns, pki
+from cluster.node.layout import NODE_IP, NODE_NAME, NodeLayout
+from harness.tools import REPO, TOOLS_BIN
+from images.build import Built
+
+Say = Callable[[str], None]
+BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc",
+            "bridge", "host-local", "loopback", "portmap", "coredns", "crictl")
+FORWARD = [sys.executable, "-m", "cluster.node.forward"]
+
+
+def python_env() -> dict[str, str]:
+    return {"PYTHONPATH": str(REPO / "scripts"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def missing_binaries() -> list[str]:
+    return [name for name in BINARIES if not (TOOLS_BIN / name).is_file()]
+
+
+def start_api_forwards(layout: NodeLayout) -> None:
+    """The API server's host port, reachable in the namespace at 127.0.0.1 (node components)
+    and at the node IP (pods, through the `kubernetes` Service the API server advertises there)."""
+    port = pki.api_port(layout)
+    layout.pid("api-host").parent.mkdir(parents=True, exist_ok=True)
+    if not processes.running(layout.pid("api-host")):
+        processes.start([*FORWARD, "--host-side", "--listen", f"unix:{layout.api_socket}",
+                         "--to", f"tcp:127.0.0.1:{port}"],
+                        layout.pid("api-host"), layout.log("api-host"), python_env())
+    if not processes.running(layout.pid("api-node")):
+        processes.start([*netns.enter(layout), *FORWARD, "--listen", f"tcp:127.0.0.1:{port}",
+                         "--listen", f"tcp:{NODE_IP}:{port}", "--to", f"unix:{layout.api_socket}"],
+                        layout.pid("api-node"), layout.log("api-node"), python_env())
+
+
+def wait_node_ready(kubectl: Kubectl, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = kubectl.run("get", "node", NODE_NAME, "-o", "json", check=False)
+        if result.returncode == 0:
+            conditions = json.loads(result.stdout)["status"].get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return
+        time.sleep(1)
+    raise RuntimeError(f"node {NODE_NAME} not Ready after {timeout:.0f} s")
+
+
+def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> NodeLayout:
+    """The node, joined and Ready, with the images imported. Idempotent."""
+    layout = NodeLayout(cluster)
+    missing = missing_binaries()
+    if missing:
+        raise RuntimeError(f"the real node needs {', '.join(missing)} in {TOOLS_BIN}: run `make tools`")
+    if not processes.running(layout.pid(kubelet.COMPONENT)):
+        left = cleanup.leftovers(layout)
+        if not left.empty():
+            say(f"real node: removing what an earlier run left ({left})")
+            cleanup.sweep(layout)
+    started = time.monotonic()
+    netns.create(layout)
+    start_api_forwards(layout)
+    cni.write(layout)
+    sandbox = next(image.reference for image in images if image.name == "pause")
+    containerd.start(layout, sandbox)
+    for image in images:
+        began = time.monotonic()
+        if containerd.import_image(layout, image.reference, image.archive):
+            say(f"real node: imported {image.reference} ({image.size / 1e6:.0f} MB) in "
+                f"{time.monotonic() - began:.0f} s")
+    kubelet.start(layout)
+    wait_node_ready(kubectl)
+    kube_proxy.start(layout)
+    coredns.start(layout, kubectl)
+    say(f"real node: {NODE_NAME} Ready ({NODE_IP} in network namespace {layout.netns}, no route "
+        f"out): kubelet, containerd, runc, CNI bridge, kube-proxy, CoreDNS; "
+        f"up in {time.monotonic() - started:.0f} s")
+    return layout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def expose(layout: NodeLayout, name: str, address: str, port: int) -> str:
+    """http://127.0.0.1:<free port> on the host, forwarded to address:port in the node's network
+    (a Service IP or a pod IP); the forward runs until the node stops."""
+    host_port = free_port()
+    socket_path = layout.dir / f"expose-{name}.sock"
+    for side in ("host", "node"):
+        processes.stop(layout.pid(f"expose-{name}-{side}"))
+    processes.start([*netns.enter(layout), *FORWARD, "--listen", f"unix:{socket_path}",
+                     "--to", f"tcp:{address}:{port}"],
+                    layout.pid(f"expose-{name}-node"), layout.log(f"expose-{name}"), python_env())
+    processes.start([*FORWARD, "--host-side", "--listen", f"tcp:127.0.0.1:{host_port}",
+                     "--to", f"unix:{socket_path}"],
+                    layout.pid(f"expose-{name}-host"), layout.log(f"expose-{name}"), python_env())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", host_port), timeout=1):
+                return f"http://127.0.0.1:{host_port}"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the forward to {address}:{port} did not listen")
+
+
+def crictl(layout: NodeLayout, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """crictl against this node's containerd, run in the node's namespace (exec and logs stream
+    through containerd's server on the namespace's loopback)."""
+    return subprocess.run([*netns.enter(layout), str(TOOLS_BIN / "crictl"),
+                           "--runtime-endpoint", f"unix://{layout.containerd_socket}",
+                           "--image-endpoint", f"unix://{layout.containerd_socket}", *args],
+                          text=True, capture_output=True, timeout=timeout)
+
+
+def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
+    """Stop the node: kubelet first (so nothing restarts), every pod sandbox through the CRI,
+    then every process, mount, the namespace and the cgroups. Returns what is left (nothing)."""
+    layout = NodeLayout(cluster)
+    had_node = netns.exists(layout) or processes.running(layout.pid(kubelet.COMPONENT))
+    processes.stop(layout.pid(kubelet.COMPONENT))
+    if processes.running(layout.pid(containerd.COMPONENT)):
+        crictl(layout, "rmp", "--all", "--force", timeout=120)
+    for pid_file in sorted((layout.dir / "run").glob("*.pid")) if (layout.dir / "run").is_dir() else []:
+        processes.stop(pid_file)
+    left = cleanup.sweep(layout)
+    if had_node:
+        say(f"real node: stopped {NODE_NAME} (kubelet, containerd and its containers, kube-proxy, "
+            f"CoreDNS, forwards); removed its network namespace, mounts and cgroups"
+            + ("" if left.empty() else f"; could not remove: {left}"))
+    return left
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("down", "leftovers"))
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--name", default="ray-platform")
+    args = parser.parse_args(argv)
+    cluster = Layout(state_dir=args.state_dir.resolve(), name=args.name)
+    if args.action == "down":
+        left = down(cluster, say=print)
+    else:
+        left = cleanup.leftovers(NodeLayout(cluster))
+    print(f"left: {left}")
+    return 0 if left.empty() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

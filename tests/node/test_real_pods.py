@@ -1,0 +1,124 @@
+"""The dev release's pods ran as containers on the real node: each has a containerd container ID
+and is ready from its real probes, restricted is enforced by the runtime (not just admitted),
+Ray's workers joined the head through the head Service's DNS name with the cluster's token, and a
+task runs on a worker."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cluster.local import operator
+from cluster.node.layout import NODE_IP, POD_SUBNET
+from tests_node_helpers import ray_nodes_alive, ray_status
+
+pytestmark = pytest.mark.node
+
+
+def test_every_release_container_ran_and_is_ready(real_release, node_name) -> None:
+    pods = real_release.pods()
+    assert len(pods) >= 4, [p["metadata"]["name"] for p in pods]  # 2 heads, >= 2 workers
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        assert pod["spec"]["nodeName"] == node_name, f"{name} is on a simulated node"
+        assert pod["status"]["phase"] == "Running", (name, pod["status"]["phase"])
+        assert re.match(r"^10\.244\.0\.\d+$", pod["status"]["podIP"]), (name, POD_SUBNET)
+        for status in pod["status"]["containerStatuses"]:
+            assert status["containerID"].startswith("containerd://"), (name, status)
+            assert "running" in status["state"], (name, status["state"])
+            assert status["ready"], (name, status["name"])
+        for status in pod["status"].get("initContainerStatuses") or []:
+            terminated = status["state"].get("terminated") or {}
+            assert terminated.get("exitCode") == 0 and status["containerID"], (name, status)
+
+
+def test_ray_containers_have_real_probes(real_release) -> None:
+    """KubeRay injects httpGet probes on the dashboard agent (52365) for Ray >= 2.53: a ready
+    container passed them against a real agent."""
+    head = real_release.head_pod(real_release.ray_cluster()["metadata"]["name"])
+    ray = next(c for c in head["spec"]["containers"] if c["name"] == "ray-head")
+    assert ray["readinessProbe"]["httpGet"]["port"] == 52365
+    assert ray["livenessProbe"]["httpGet"]["path"] == "/api/healthz"
+
+
+def test_the_operator_runs_as_a_restricted_pod(real_release, node_name) -> None:
+    pods = real_release.get("pods", "-n", operator.NAMESPACE)["items"]
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod["spec"]["nodeName"] == node_name
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] and status["containerID"].startswith("containerd://")
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize("kind", ["RayCluster", "RayService"])
+def test_restricted_is_enforced_by_the_runtime(real_release, kind) -> None:
+    """uid 1000 / gid 100, no capabilities, no privilege gain, the RuntimeDefault seccomp filter:
+    read from the kernel's view of the head container's process, not from the pod spec."""
+    name = next(o for o in real_release.manifest if o["kind"] == kind)["metadata"]["name"]
+    if kind == "RayService":
+        name = real_release.get("rayservice", name, "-n", real_release.namespace)[
+            "status"]["activeServiceStatus"]["rayClusterName"]
+    head = real_release.head_pod(name)
+    result = real_release.exec(head, "ray-head", "cat", "/proc/self/status")
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    assert fields["Uid"].split()[:2] == ["1000", "1000"], fields["Uid"]
+    assert fields["Gid"].split()[0] == "100", fields["Gid"]
+    assert int(fields["CapEff"], 16) == 0 and int(fields["CapPrm"], 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2", "no seccomp filter: RuntimeDefault is not applied"
+
+
+def test_ray_status_in_the_head_lists_every_worker(real_release) -> None:
+    cluster = real_release.ray_cluster()
+    workers = [p for p in real_release.pods(
+        f"ray.io/cluster={cluster['metadata']['name']},ray.io/node-type=worker")]
+    assert workers, "the dev overlay has one CPU worker"
+    assert ray_nodes_alive(real_release) == 1 + len(workers), ray_status(real_release)
+
+
+def test_workers_joined_through_the_head_services_dns_name(real_release) -> None:
+    cluster = real_release.ray_cluster()
+    name = cluster["metadata"]["name"]
+    worker = real_release.pods(f"ray.io/cluster={name},ray.io/node-type=worker")[0]
+    command = " ".join(worker["spec"]["containers"][0].get("args") or [])
+    fqdn = f"{name}-head-svc.{real_release.namespace}.svc.cluster.local"
+    assert f"--address={fqdn}:6379" in command, command
+    # The name resolves in the worker through the cluster's DNS (CoreDNS on the node IP).
+    lookup = real_release.exec(worker, "ray-worker", "python3", "-c",
+                               f"import socket; print(socket.gethostbyname('{fqdn}'))")
+    assert lookup.returncode == 0, lookup.stderr
+    head = real_release.head_pod(name)
+    assert lookup.stdout.strip() == head["status"]["podIP"]
+    resolv = real_release.exec(worker, "ray-worker", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {NODE_IP}" in resolv, resolv
+
+
+TASK = """
+import json, socket, ray
+ray.init(address="auto", logging_level="ERROR")
+workers = [n for n in ray.nodes() if n["Alive"] and not n["Resources"].get("node:__internal_head__")]
+ip = workers[0]["NodeManagerAddress"]
+
+@ray.remote(num_cpus=0, resources={f"node:{ip}": 0.01})
+def where():
+    return socket.gethostname()
+
+print(json.dumps({"ip": ip, "host": ray.get(where.remote(), timeout=120)}))
+"""
+
+
+def test_a_task_with_a_worker_only_resource_runs_on_the_worker(real_release) -> None:
+    """`node:<worker IP>` is a resource only that worker has: the task must run there."""
+    cluster = real_release.ray_cluster()
+    name = cluster["metadata"]["name"]
+    head = real_release.head_pod(name)
+    result = real_release.exec(head, "ray-head", "python3", "-c", TASK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    workers = {p["status"]["podIP"]: p["metadata"]["name"]
+               for p in real_release.pods(f"ray.io/cluster={name},ray.io/node-type=worker")}
+    assert answer["ip"] in workers, (answer, workers)
+    assert answer["host"] == workers[answer["ip"]]
