@@ -4,7 +4,8 @@ temporary folder).
 
 Tests that need one live thing per run run in one worker per live thing, one after the other as
 they would without xdist: tests/cluster (the local cluster), tests/serve (the Serve tests' local
-Ray) and tests/e2e (a kind cluster) are three such units, started first because they take
+Ray), tests/e2e (a kind cluster) and tests/release (a registry, a chart repository and a local
+cluster of their own) are four such units, started first because they take
 longest; every other test goes to whichever worker is free. The local cluster's Ray head runs in
 a network namespace of its own and the Serve tests' Ray on random loopback ports, so the two
 units may run at the same time.
@@ -26,7 +27,7 @@ from harness.tools import crd_dir
 from harness.versions import HELM_MAJORS, SUPPORTED_KUBE_MINORS
 
 SCENARIOS = scenarios()
-LIVE_DIRS = ("tests/cluster/", "tests/serve/", "tests/e2e/", "tests/node/")
+LIVE_DIRS = ("tests/cluster/", "tests/serve/", "tests/e2e/", "tests/node/", "tests/release/")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -49,15 +49,46 @@ def fingerprint_of(home: Path, uid: str) -> str:
     return fingerprints[0].upper()
 
 
-def public_key_fingerprint(public_asc: Path) -> str:
-    """The primary key's fingerprint of an armoured public key file, without importing it."""
+def keys_in_file(path: Path) -> dict[str, list[str]]:
+    """Primary key fingerprint -> user ids, of every key in a key file (armoured or binary,
+    public or secret, a legacy keyring too), read without importing it anywhere."""
     with tempfile.TemporaryDirectory(prefix="gpg-") as home:
         listing = _gpg(Path(home), "--with-colons", "--import-options", "show-only",
-                       "--import", str(public_asc))
-    fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
-    if not fingerprints:
-        raise SystemExit(f"{public_asc} holds no OpenPGP public key")
-    return fingerprints[0].upper()
+                       "--import", str(path))
+    keys: dict[str, list[str]] = {}
+    current: str | None = None
+    expect_primary = False
+    for line in listing.splitlines():
+        fields = line.split(":")
+        if fields[0] in ("pub", "sec"):
+            expect_primary = True
+        elif fields[0] == "fpr" and expect_primary:
+            current, expect_primary = fields[9].upper(), False
+            keys[current] = []
+        elif fields[0] == "uid" and current:
+            keys[current].append(fields[9])
+    return keys
+
+
+def public_key_fingerprint(public_asc: Path) -> str:
+    """The primary key's fingerprint of an armoured public key file."""
+    keys = keys_in_file(public_asc)
+    if len(keys) != 1:
+        raise SystemExit(f"{public_asc} holds {len(keys)} OpenPGP keys, not one")
+    return next(iter(keys))
+
+
+def signing_fingerprint(keyring: Path, name: str) -> str:
+    """The fingerprint of the key `helm package --sign --key name --keyring keyring` signs with
+    (Helm picks the key whose user id contains the name)."""
+    if not keyring.is_file():
+        raise SystemExit(f"no secret keyring at {keyring}: export one with "
+                         "`gpg --export-secret-keys <key> > secring.gpg`")
+    matching = [fingerprint for fingerprint, uids in keys_in_file(keyring).items()
+                if any(name in uid for uid in uids) or fingerprint == name.upper()]
+    if len(matching) != 1:
+        raise SystemExit(f"{keyring}: {len(matching)} keys match {name!r}; name exactly one")
+    return matching[0]
 
 
 def export(home: Path, uid: str, into: Path) -> SigningKey:

@@ -46,9 +46,9 @@ class ChartRepoServer:
         return f"https://{host}:{port}"
 
     def __enter__(self) -> "ChartRepoServer":
-        if not (self.folder / "index.yaml").is_file():
+        if not any(self.folder.rglob("index.yaml")):
             self._server.server_close()
-            raise SystemExit(f"{self.folder} has no index.yaml: it is not a chart repository "
+            raise SystemExit(f"{self.folder} holds no index.yaml: no chart repository to serve "
                              "(make release writes one)")
         self._thread.start()
         return self

@@ -1,0 +1,187 @@
+"""What a user of the published chart does, with a Helm home of their own and each helm major:
+log in to the registry, install from it with --verify, upgrade X -> X+1 from it, pull with
+--verify from the classic repository, and check the cosign signature. And what the verification
+refuses: the tampered chart and the chart signed by someone else, with the message shown."""
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+
+from harness.tools import VALUES_DIR
+from harness.versions import HELM_MAJORS
+from release.cosign import Cosign
+from release.helm_home import FreshHelm
+
+if TYPE_CHECKING:
+    from conftest import ReleaseCluster, Site  # tests/release/conftest.py
+
+
+pytestmark = [pytest.mark.cluster, pytest.mark.release]
+
+
+@pytest.fixture(params=HELM_MAJORS, ids=lambda major: f"helm{major}")
+def user(request: pytest.FixtureRequest, tmp_path: Path) -> FreshHelm:
+    return FreshHelm(tmp_path / "helm-home", request.param)
+
+
+def logged_in(user: FreshHelm, site: Site) -> FreshHelm:
+    login = user.run("registry", "login", site.registry.host, "--username",
+                     site.registry.username, "--password-stdin", "--ca-file", str(site.ca_file),
+                     stdin=site.registry.password)
+    assert login.returncode == 0, login.stderr
+    assert "Login Succeeded" in login.stdout + login.stderr
+    return user
+
+
+def with_repo(user: FreshHelm, site: Site, path: str) -> FreshHelm:
+    added = user.run("repo", "add", path, site.repo_url(path), "--ca-file", str(site.ca_file))
+    assert added.returncode == 0, added.stderr
+    return user
+
+
+def verify_args(site: Site) -> list[str]:
+    """--verify with the publisher's public key, as a user has it after downloading it."""
+    return ["--verify", "--keyring", str(site.keyring)]
+
+
+def test_the_fresh_home_starts_without_credentials(user: FreshHelm, site: Site, tmp_path: Path) -> None:
+    """The registry refuses anonymous pulls, so the logins below are what lets the user in."""
+    pulled = user.run("pull", site.oci("charts"), "--version", site.releases['X'].version, "--ca-file",
+                      str(site.ca_file), "--destination", str(tmp_path))
+    assert pulled.returncode != 0
+    # helm 3 and 4 say it their way: no credentials to answer the registry's 401 with.
+    assert re.search(r"basic credential not found|401|unauthorized", pulled.stderr, re.I), pulled.stderr
+
+
+def test_install_from_the_registry_with_verify_then_upgrade(
+        user: FreshHelm, site: Site, release_cluster: ReleaseCluster) -> None:
+    logged_in(user, site)
+    namespace = release_cluster.namespace(f"from-oci-h{user.major}")
+    common = ["--namespace", namespace, "--kubeconfig", str(release_cluster.kubeconfig),
+              "--ca-file", str(site.ca_file), *verify_args(site),
+              "-f", str(VALUES_DIR / "dev.yaml"), "--set", "kuberay-operator.enabled=false"]
+    installed = user.run("install", "ray", site.oci("charts"), "--version", site.releases['X'].version, *common)
+    assert installed.returncode == 0, installed.stderr
+    upgraded = user.run("upgrade", "ray", site.oci("charts"), "--version", site.releases['X+1'].version, *common)
+    assert upgraded.returncode == 0, upgraded.stderr
+    listed = user.run("list", "--namespace", namespace, "--kubeconfig",
+                      str(release_cluster.kubeconfig), "-o", "yaml")
+    (release,) = yaml.safe_load(listed.stdout)
+    assert (release["chart"], release["revision"], release["status"]) == (
+        f"ray-platform-{site.releases['X+1'].version}", "2", "deployed")
+    cluster = release_cluster.kubectl.get("rayclusters", "-n", namespace)["items"]
+    assert [item["metadata"]["labels"]["helm.sh/chart"] for item in cluster] == [
+        f"ray-platform-{site.releases['X+1'].version}"]
+
+
+def test_pull_with_verify_from_the_registry(user: FreshHelm, site: Site, tmp_path: Path) -> None:
+    pulled = logged_in(user, site).run(
+        "pull", site.oci("charts"), "--version", site.releases['X'].version, "--ca-file", str(site.ca_file),
+        *verify_args(site), "--destination", str(tmp_path))
+    assert pulled.returncode == 0, pulled.stderr
+    assert (tmp_path / f"ray-platform-{site.releases['X'].version}.tgz.prov").is_file()
+
+
+def test_pull_with_verify_from_the_classic_repository(user: FreshHelm, site: Site, tmp_path: Path) -> None:
+    pulled = with_repo(user, site, "charts").run(
+        "pull", "charts/ray-platform", "--version", site.releases['X'].version, *verify_args(site),
+        "--destination", str(tmp_path))
+    assert pulled.returncode == 0, pulled.stderr
+    output = pulled.stdout + pulled.stderr
+    assert site.key.fingerprint in output and "Chart Hash Verified" in output, output
+    with tarfile.open(tmp_path / f"ray-platform-{site.releases['X'].version}.tgz") as archive:
+        chart = yaml.safe_load(archive.extractfile("ray-platform/Chart.yaml"))
+    # The packaged chart names the key that signed it (a throwaway key here).
+    assert yaml.safe_load(chart["annotations"]["artifacthub.io/signKey"])["fingerprint"] == site.key.fingerprint
+
+
+def test_the_classic_repository_serves_the_public_key_and_artifacthub_metadata(site: Site) -> None:
+    repo = site.releases["X"].repo_dir
+    index = yaml.safe_load((repo / "index.yaml").read_text())
+    versions = {entry["version"]: entry for entry in index["entries"]["ray-platform"]}
+    assert set(versions) == {site.releases['X'].version, site.releases['X+1'].version}
+    assert versions[site.releases['X'].version]["urls"] == [f"{site.repo_url('charts')}/ray-platform-{site.releases['X'].version}.tgz"]
+    for name in (f"ray-platform-{site.releases['X'].version}.tgz.prov", "artifacthub-repo.yml", site.key.public_asc.name):
+        assert (repo / name).is_file(), name
+
+
+@pytest.mark.parametrize("source", ["registry", "classic"])
+def test_a_tampered_chart_is_refused_by_verify(user: FreshHelm, site: Site, source: str,
+                                                tmp_path: Path) -> None:
+    if source == "registry":
+        chart = [site.oci("tampered"), "--ca-file", str(site.ca_file)]
+        logged_in(user, site)
+    else:
+        chart = ["tampered/ray-platform"]
+        with_repo(user, site, "tampered")
+    pulled = user.run("pull", *chart, "--version", site.releases['X'].version, *verify_args(site),
+                      "--destination", str(tmp_path))
+    assert pulled.returncode != 0
+    assert "sha256 sum does not match" in pulled.stderr, pulled.stderr
+
+
+@pytest.mark.parametrize("source", ["registry", "classic"])
+def test_a_chart_signed_by_another_key_is_refused_by_verify(user: FreshHelm, site: Site,
+                                                             source: str, tmp_path: Path) -> None:
+    if source == "registry":
+        chart = [site.oci("foreign"), "--ca-file", str(site.ca_file)]
+        logged_in(user, site)
+    else:
+        chart = ["foreign/ray-platform"]
+        with_repo(user, site, "foreign")
+    pulled = user.run("pull", *chart, "--version", site.releases['X'].version, *verify_args(site),
+                      "--destination", str(tmp_path))
+    assert pulled.returncode != 0
+    assert "signature made by unknown entity" in pulled.stderr, pulled.stderr
+
+
+def test_install_of_a_tampered_chart_is_refused(user: FreshHelm, site: Site,
+                                                release_cluster: ReleaseCluster) -> None:
+    namespace = release_cluster.namespace(f"tampered-h{user.major}")
+    installed = logged_in(user, site).run(
+        "install", "ray", site.oci("tampered"), "--version", site.releases['X'].version, "--namespace", namespace,
+        "--kubeconfig", str(release_cluster.kubeconfig), "--ca-file", str(site.ca_file),
+        *verify_args(site))
+    assert installed.returncode != 0
+    assert "sha256 sum does not match" in installed.stderr, installed.stderr
+    assert release_cluster.kubectl.get("rayclusters", "-n", namespace)["items"] == []
+
+
+@pytest.fixture
+def cosign_user(site: Site, tmp_path: Path) -> Cosign:
+    """cosign with an empty Docker config of its own, logged in like a user would."""
+    cosign = Cosign(tmp_path / "docker", site.ca_file)
+    cosign.login(site.registry.host, site.registry.username, site.registry.password)
+    return cosign
+
+
+def test_cosign_verifies_the_published_chart(cosign_user: Cosign, site: Site) -> None:
+    for name in ("X", "X+1"):
+        published = site.releases[name]
+        tag = f"{site.oci('charts').removeprefix('oci://')}:{published.version}"
+        verified = cosign_user.verify(tag, site.cosign_key.public)
+        assert verified.returncode == 0, verified.stderr
+        assert published.reference.split("@")[1] in verified.stdout
+
+
+def test_cosign_refuses_the_tampered_chart(cosign_user: Cosign, site: Site) -> None:
+    verified = cosign_user.verify(f"{site.oci('tampered').removeprefix('oci://')}:{site.releases['X'].version}",
+                                  site.cosign_key.public)
+    assert verified.returncode != 0
+    assert "no signatures found" in verified.stderr, verified.stderr
+
+
+def test_cosign_refuses_a_chart_signed_by_another_key(cosign_user: Cosign, site: Site) -> None:
+    verified = cosign_user.verify(f"{site.oci('foreign').removeprefix('oci://')}:{site.releases['X'].version}",
+                                  site.cosign_key.public)
+    assert verified.returncode != 0
+    assert "no matching signatures" in verified.stderr or "no matching attestations" in verified.stderr, verified.stderr
+    # ... while its own key verifies it: the refusal is about the key, not a broken signature.
+    assert cosign_user.verify(f"{site.oci('foreign').removeprefix('oci://')}:{site.releases['X'].version}",
+                              site.foreign_cosign_key.public).returncode == 0
+
