@@ -24,30 +24,45 @@ $(VENV)/.installed: $(REQUIREMENTS)
 tools: ## build the pinned Go tools (tools/go.mod) into .tools/bin: helm 3 and 4, ct, kind, the control plane, kwok, the KubeRay operator; idempotent
 	@$(PYTHON) -m bootstrap.go_tools
 
+# One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
+# uses, so that `make check` on a fresh clone needs pip and the helm build, not the control plane.
+# tests/test_make_targets.py asserts which groups each target builds.
+TOOL_GROUPS := helm control-plane node release
+.PHONY: $(addprefix tools-,$(TOOL_GROUPS))
+$(addprefix tools-,$(TOOL_GROUPS)): tools-%:
+	@$(PYTHON) -m bootstrap.go_tools --group $*
+
 tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
 	@scripts/bootstrap/install_promtool.sh
 
 test: setup tools-promtool ## set up what is missing, then run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: setup ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
+check: $(VENV)/.installed tools-helm ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
 	@test -n "$(VALUES)" || { echo "usage: make check VALUES=path/to/overlay.yaml [KUBE_VERSION=1.xx]" >&2; exit 2; }
 	$(PY) -m harness $(VALUES) $(if $(KUBE_VERSION),--kube-version $(KUBE_VERSION))
 
-lint: setup ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
+lint: $(VENV)/.installed tools-helm ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
 	$(PY) -m release.lint
 
-generate: setup ## from schemas/values.schema.yaml: values.schema.json, values.yaml's comments, docs/values.md, the chart README; dashboards; alert table
+generate: $(VENV)/.installed tools-helm ## from schemas/values.schema.yaml: values.schema.json, values.yaml's comments, docs/values.md, the chart README; dashboards; alert table
 	$(PY) -m generate
 
-render: setup ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
+render: $(VENV)/.installed tools-helm ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
 	@$(PY) -m harness.render $(VALUES)
 
-package: setup ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
+package: $(VENV)/.installed tools-helm ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
 	$(PY) -m release.package_chart package $(if $(OFFLINE),--offline)
 
-repo-index: setup ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
+repo-index: $(VENV)/.installed tools-helm ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
 	$(PY) -m release.package_chart repo-index --url "$(URL)"
+
+.PHONY: release release-local
+release: $(VENV)/.installed tools-helm tools-release ## package, sign (OpenPGP provenance + cosign), push to REGISTRY=oci://host/path, classic repository for URL in dist/repo [OFFLINE=1]; keys from the environment (README, Publishing)
+	$(PY) -m release.publish --registry "$(REGISTRY)" --url "$(URL)" $(if $(OFFLINE),--offline)
+
+release-local: $(VENV)/.installed tools-helm tools-release ## release on loopback (registry with TLS and auth, HTTPS chart repository, throwaway keys), then pull --verify and cosign verify with helm 3 and 4; SERVE=1 keeps them up until Ctrl-C
+	$(PY) -m release.local_release $(if $(SERVE),--serve)
 
 bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group
 	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))

@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-dir", type=Path, default=DIST / "repo")
     parser.add_argument("--offline", action="store_true",
                         help="package without the kuberay-operator subchart if it cannot be fetched")
+    parser.add_argument("--throwaway-key", action="store_true",
+                        help="a trial run: sign with a key other than Chart.yaml's signKey and "
+                             "name that key in the packaged Chart.yaml")
     args = parser.parse_args(argv)
     cosign_key = os.environ.get("COSIGN_KEY")
     if not cosign_key:
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             key=key_from_environment(),
             cosign_key=KeyPair(private, private.with_suffix(".pub"),
                                os.environ.get("COSIGN_PASSWORD", "")),
-            cosign=Cosign(docker_config, registry.ca_file), offline=args.offline)
+            cosign=Cosign(docker_config, registry.ca_file), offline=args.offline,
+            throwaway=args.throwaway_key)
     return 0
 
 
