@@ -21,6 +21,14 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	@touch $@
 
+# The harness's dependencies alone (requirements/test.txt), for the targets that only render,
+# check, lint and publish: a fresh clone's `make check` waits for these, not for Ray and torch.
+HARNESS_VENV := $(VENV)/.harness-installed
+$(HARNESS_VENV): requirements/test.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/test.txt
+	@touch $@
+
 tools: ## build the pinned Go tools (tools/go.mod) into .tools/bin: helm 3 and 4, ct, kind, the control plane, kwok, the KubeRay operator; idempotent
 	@$(PYTHON) -m bootstrap.go_tools
 
@@ -38,30 +46,30 @@ tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tes
 test: setup tools-promtool ## set up what is missing, then run every test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(VENV)/.installed tools-helm ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
+check: $(HARNESS_VENV) tools-helm ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
 	@test -n "$(VALUES)" || { echo "usage: make check VALUES=path/to/overlay.yaml [KUBE_VERSION=1.xx]" >&2; exit 2; }
 	$(PY) -m harness $(VALUES) $(if $(KUBE_VERSION),--kube-version $(KUBE_VERSION))
 
-lint: $(VENV)/.installed tools-helm ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
+lint: $(HARNESS_VENV) tools-helm ## helm lint (3 and 4), yamllint, Chart.yaml schema, generated-file staleness
 	$(PY) -m release.lint
 
-generate: $(VENV)/.installed tools-helm ## from schemas/values.schema.yaml: values.schema.json, values.yaml's comments, docs/values.md, the chart README; dashboards; alert table
+generate: $(HARNESS_VENV) tools-helm ## from schemas/values.schema.yaml: values.schema.json, values.yaml's comments, docs/values.md, the chart README; dashboards; alert table
 	$(PY) -m generate
 
-render: $(VENV)/.installed tools-helm ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
+render: $(HARNESS_VENV) tools-helm ## print the manifests for VALUES (without the operator subchart): make render VALUES=values/dev.yaml
 	@$(PY) -m harness.render $(VALUES)
 
-package: $(VENV)/.installed tools-helm ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
+package: $(HARNESS_VENV) tools-helm ## chart archive into dist/ (with the kuberay-operator subchart; OFFLINE=1 packages without it if unreachable)
 	$(PY) -m release.package_chart package $(if $(OFFLINE),--offline)
 
-repo-index: $(VENV)/.installed tools-helm ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
+repo-index: $(HARNESS_VENV) tools-helm ## chart repository index.yaml in dist/: make repo-index URL=https://charts.example.com
 	$(PY) -m release.package_chart repo-index --url "$(URL)"
 
 .PHONY: release release-local
-release: $(VENV)/.installed tools-helm tools-release ## package, sign (OpenPGP provenance + cosign), push to REGISTRY=oci://host/path, classic repository for URL in dist/repo [OFFLINE=1]; keys from the environment (README, Publishing)
+release: $(HARNESS_VENV) tools-helm tools-release ## package, sign (OpenPGP provenance + cosign), push to REGISTRY=oci://host/path, classic repository for URL in dist/repo [OFFLINE=1]; keys from the environment (README, Publishing)
 	$(PY) -m release.publish --registry "$(REGISTRY)" --url "$(URL)" $(if $(OFFLINE),--offline)
 
-release-local: $(VENV)/.installed tools-helm tools-release ## release on loopback (registry with TLS and auth, HTTPS chart repository, throwaway keys), then pull --verify and cosign verify with helm 3 and 4; SERVE=1 keeps them up until Ctrl-C
+release-local: $(HARNESS_VENV) tools-helm tools-release ## release on loopback (registry with TLS and auth, HTTPS chart repository, throwaway keys), then pull --verify and cosign verify with helm 3 and 4; SERVE=1 keeps them up until Ctrl-C
 	$(PY) -m release.local_release $(if $(SERVE),--serve)
 
 bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group

@@ -65,6 +65,10 @@ def test_each_target_builds_the_tool_groups_it_uses(target: str) -> None:
 def test_light_targets_start_no_system_install_and_no_image_build(target: str) -> None:
     lines = dry_run(target)
     assert not [line for line in lines if any(step in line for step in HEAVY_STEPS)]
+    # The harness's requirements only: not the Serve app's Ray and torch (requirements/serve.txt).
+    installs = [line for line in lines if "pip install" in line]
+    assert installs and all("requirements/test.txt" in line and "serve.txt" not in line
+                            for line in installs), installs
 
 
 def test_every_group_has_a_target() -> None:

@@ -73,6 +73,13 @@ class Cosign:
             raise SystemExit(f"cosign generate-key-pair failed: {result.stderr.strip()}")
         return KeyPair(prefix.with_suffix(".key"), prefix.with_suffix(".pub"), password)
 
+    def public_key_of(self, key: KeyPair) -> str:
+        """The PEM public key of a private key file (`cosign public-key`)."""
+        result = self.run("public-key", "--key", str(key.private), password=key.password)
+        if result.returncode != 0:
+            raise SystemExit(f"cosign public-key failed: {result.stderr.strip()}")
+        return result.stdout
+
     def sign(self, reference: str, key: KeyPair) -> subprocess.CompletedProcess[str]:
         """Sign an artifact by digest (`host/repo@sha256:...`); the signature goes to the
         registry beside it."""

@@ -15,9 +15,10 @@ Keys and credentials come from the environment, never from the command line:
   REGISTRY_CA_FILE                  the registry's CA, when it is not publicly trusted
 
 The OpenPGP key must be the one Chart.yaml's `artifacthub.io/signKey` names
-(keys/ray-platform-release.asc), or users' verification and Artifact Hub disagree with the
-signature; `--throwaway-key` (tests, `make release-local`) signs with another key and writes that
-key's fingerprint into the packaged Chart.yaml instead.
+(keys/ray-platform-release.asc) and the cosign key the one keys/cosign.pub holds, or users'
+verification and Artifact Hub disagree with the signatures; `--throwaway-key` (tests, `make
+release-local`) signs with other keys and writes the OpenPGP key's fingerprint into the packaged
+Chart.yaml instead.
 
 The classic repository (default dist/repo/) gets the archive and its .prov, index.yaml (merged
 with an existing one), artifacthub-repo.yml and the public key; serve that folder at URL.
@@ -42,6 +43,7 @@ from release.package_chart import DIST, Signing, package
 
 ARTIFACTHUB_REPO = REPO / "artifacthub-repo.yml"
 RELEASE_KEY = REPO / "keys" / "ray-platform-release.asc"
+RELEASE_COSIGN_KEY = REPO / "keys" / "cosign.pub"
 SIGN_KEY_ANNOTATION = "artifacthub.io/signKey"
 
 
@@ -121,12 +123,12 @@ def push(archive: Path, registry: Registry, env: dict[str, str]) -> str:
     return f"{pushed.group(1)}@{digest.group(1)}"
 
 
-def write_classic_repo(repo_dir: Path, archive: Path, repo_url: str, public_key: Path,
+def write_classic_repo(repo_dir: Path, archive: Path, repo_url: str, public_keys: list[Path],
                        env: dict[str, str]) -> None:
     repo_dir.mkdir(parents=True, exist_ok=True)
-    for source in (archive, archive.with_name(archive.name + ".prov"), ARTIFACTHUB_REPO):
+    for source in (archive, archive.with_name(archive.name + ".prov"), ARTIFACTHUB_REPO,
+                   *public_keys):
         shutil.copy2(source, repo_dir / source.name)
-    shutil.copy2(public_key, repo_dir / public_key.name)
     args = ["repo", "index", str(repo_dir), "--url", repo_url]
     index = repo_dir / "index.yaml"
     if index.exists():
@@ -140,6 +142,9 @@ def publish(*, registry: Registry, repo_dir: Path, repo_url: str, key: OpenPgpKe
             helm_env: dict[str, str] | None = None) -> Published:
     env = helm_env or dict(os.environ)
     annotations = sign_key_annotations(key, throwaway, repo_url)
+    if not throwaway and cosign.public_key_of(cosign_key).strip() != RELEASE_COSIGN_KEY.read_text().strip():
+        raise SystemExit(f"release: COSIGN_KEY is not the key keys/{RELEASE_COSIGN_KEY.name} holds; "
+                         "sign with that key, or pass --throwaway-key for a trial run")
     archive = package(dist, offline, version=version, signing=key.signing,
                       annotations=annotations or None)
     provenance = archive.with_name(archive.name + ".prov")
@@ -155,7 +160,7 @@ def publish(*, registry: Registry, repo_dir: Path, repo_url: str, key: OpenPgpKe
         raise SystemExit(f"release: cosign verify of what was just signed failed: "
                          f"{verified.stderr.strip()}")
     print(f"release: cosign signed and verified {reference}")
-    write_classic_repo(repo_dir, archive, repo_url, key.public_asc, env)
+    write_classic_repo(repo_dir, archive, repo_url, [key.public_asc, cosign_key.public], env)
     print(f"release: classic repository in {repo_dir} (index.yaml for {repo_url})")
     shown_version = version or yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
     return Published(archive, provenance, shown_version, reference, repo_dir)
@@ -181,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a trial run: sign with a key other than Chart.yaml's signKey and "
                              "name that key in the packaged Chart.yaml")
     args = parser.parse_args(argv)
+    if not args.url.startswith("https://"):
+        raise SystemExit(f"release: URL must be the https:// base URL the classic repository is "
+                         f"served at, not {args.url!r}")
     cosign_key = os.environ.get("COSIGN_KEY")
     if not cosign_key:
         raise SystemExit("release: set COSIGN_KEY (cosign's private key file) and COSIGN_PASSWORD")
@@ -191,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     private = Path(cosign_key)
     publish(registry=registry, repo_dir=args.repo_dir, repo_url=args.url,
             key=key_from_environment(),
-            cosign_key=KeyPair(private, private.with_suffix(".pub"),
-                               os.environ.get("COSIGN_PASSWORD", "")),
+            cosign_key=KeyPair(private, RELEASE_COSIGN_KEY, os.environ.get("COSIGN_PASSWORD", "")),
             cosign=Cosign(docker_config, registry.ca_file), offline=args.offline,
             throwaway=args.throwaway_key)
     return 0

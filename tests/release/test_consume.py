@@ -106,7 +106,8 @@ def test_the_classic_repository_serves_the_public_key_and_artifacthub_metadata(s
     versions = {entry["version"]: entry for entry in index["entries"]["ray-platform"]}
     assert set(versions) == {site.releases['X'].version, site.releases['X+1'].version}
     assert versions[site.releases['X'].version]["urls"] == [f"{site.repo_url('charts')}/ray-platform-{site.releases['X'].version}.tgz"]
-    for name in (f"ray-platform-{site.releases['X'].version}.tgz.prov", "artifacthub-repo.yml", site.key.public_asc.name):
+    for name in (f"ray-platform-{site.releases['X'].version}.tgz.prov", "artifacthub-repo.yml",
+                 site.key.public_asc.name, site.cosign_key.public.name):
         assert (repo / name).is_file(), name
 
 
