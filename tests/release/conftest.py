@@ -114,9 +114,8 @@ def registry(workdir: Path) -> Iterator[LocalRegistry]:
 
 def tampered_archive(archive: Path) -> bytes:
     """The archive with one byte of one file changed, repacked (same members, same order)."""
-    source = tarfile.open(archive)
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped, \
+    with tarfile.open(archive) as source, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped, \
             tarfile.open(fileobj=zipped, mode="w") as target:
         for member in source.getmembers():
             data = source.extractfile(member).read() if member.isfile() else None

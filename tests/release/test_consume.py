@@ -186,3 +186,21 @@ def test_cosign_refuses_a_chart_signed_by_another_key(cosign_user: Cosign, site:
     assert cosign_user.verify(f"{site.oci('foreign').removeprefix('oci://')}:{site.releases['X'].version}",
                               site.foreign_cosign_key.public).returncode == 0
 
+
+
+def test_the_tampered_chart_differs_from_the_signed_one_by_one_byte(site: Site) -> None:
+    """What the refusals above are about: one byte of values.yaml, nothing else."""
+    original = site.releases["X"].archive
+    tampered = site.server.folder / "tampered" / original.name
+
+    def contents(path: Path) -> dict[str, bytes]:
+        with tarfile.open(path) as archive:
+            return {member.name: archive.extractfile(member).read()
+                    for member in archive.getmembers() if member.isfile()}
+
+    before, after = contents(original), contents(tampered)
+    assert before.keys() == after.keys()
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"ray-platform/values.yaml"}
+    old, new = before["ray-platform/values.yaml"], after["ray-platform/values.yaml"]
+    assert len(old) == len(new) and sum(a != b for a, b in zip(old, new)) == 1
