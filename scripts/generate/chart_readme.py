@@ -44,6 +44,14 @@ From a chart repository or OCI registry that serves this chart:
 helm install ray <repository>/{name} --version {version} --namespace ray --create-namespace -f dev.yaml
 ```
 
+Releases are signed. `--verify --keyring ray-platform.gpg` refuses a chart that is not exactly
+what was signed, with `ray-platform.gpg` the public key that `artifacthub.io/signKey` names, in
+the binary format Helm reads (`gpg --dearmor < ray-platform-release.asc > ray-platform.gpg`). In
+an OCI registry the chart also carries a cosign signature:
+`cosign verify --key cosign.pub --insecure-ignore-tlog=true <registry>/{name}:{version}`
+(no transparency log entry is made). Both public keys are served beside the repository's
+`index.yaml`.
+
 From a checkout of the source (the `{dependency}` subchart comes from its own Helm repository):
 
 ```bash
