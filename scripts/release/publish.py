@@ -142,7 +142,8 @@ def publish(*, registry: Registry, repo_dir: Path, repo_url: str, key: OpenPgpKe
             helm_env: dict[str, str] | None = None) -> Published:
     env = helm_env or dict(os.environ)
     annotations = sign_key_annotations(key, throwaway, repo_url)
-    if not throwaway and cosign.public_key_of(cosign_key).strip() != RELEASE_COSIGN_KEY.read_text().strip():
+    advertised_cosign = RELEASE_COSIGN_KEY.read_text().strip()
+    if not throwaway and cosign.public_key_of(cosign_key).strip() != advertised_cosign:
         raise SystemExit(f"release: COSIGN_KEY is not the key keys/{RELEASE_COSIGN_KEY.name} holds; "
                          "sign with that key, or pass --throwaway-key for a trial run")
     archive = package(dist, offline, version=version, signing=key.signing,
