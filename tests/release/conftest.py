@@ -69,8 +69,20 @@ class Site:
     def ca_file(self) -> Path:
         return self.registry.certificate.ca_file
 
+    @property
+    def version(self) -> str:
+        return self.releases["X"].version
+
+    @property
+    def next_version(self) -> str:
+        return self.releases["X+1"].version
+
     def oci(self, path: str) -> str:
         return f"oci://{self.registry.host}/{path}/ray-platform"
+
+    def artifact(self, path: str, version: str) -> str:
+        """The reference cosign takes: host/path/ray-platform:version."""
+        return f"{self.registry.host}/{path}/ray-platform:{version}"
 
     def repo_url(self, path: str) -> str:
         return f"{self.server.url}/{path}"
