@@ -9,12 +9,12 @@ CHART := charts/ray-platform
 # serving) and run as `python -m <package>.<module>`.
 export PYTHONPATH := $(CURDIR)/scripts
 
-.PHONY: help setup tools test check lint generate render package repo-index serve bench-serve bench-cluster tools-promtool
+.PHONY: help setup tools node-packages images test check lint generate render package repo-index serve bench-serve bench-cluster tools-promtool
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 
-setup: $(VENV)/.installed tools tools-promtool ## virtualenv with pinned Python deps + the Go-built tools in .tools/bin + promtool
+setup: $(VENV)/.installed tools tools-promtool images ## virtualenv with pinned Python deps + the Go-built tools in .tools/bin + promtool + the real node's images
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,15 @@ $(HARNESS_VENV): requirements/test.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/test.txt
 	@touch $@
 
-tools: ## build the pinned Go tools (tools/go.mod) into .tools/bin: helm 3 and 4, ct, kind, the control plane, kwok, the KubeRay operator; idempotent
+tools: node-packages ## build the pinned Go tools (tools/go.mod, tools/*/go.mod) into .tools/bin: helm 3 and 4, ct, kind, the control plane, kwok, the KubeRay operator, the real node's kubelet, containerd, runc, CNI plugins, CoreDNS, crictl; idempotent
 	@$(PYTHON) -m bootstrap.go_tools
+
+NODE_PACKAGES := debootstrap libseccomp-dev pkg-config iptables ipset conntrack
+node-packages: ## Debian packages of the real node and its images (debootstrap, libseccomp-dev, iptables, ...); apt-get when missing
+	@scripts/bootstrap/install_debian_packages.sh $(NODE_PACKAGES)
+
+images: $(VENV)/.installed tools ## the real node's images (pause, ray, ray-serve, kuberay-operator) into .tools/images, rebuilt only when what goes into them changed
+	$(PY) -m images.build
 
 # One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
 # uses, so that `make check` on a fresh clone needs pip and the helm build, not the control plane.
@@ -43,8 +50,11 @@ $(addprefix tools-,$(TOOL_GROUPS)): tools-%:
 tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
 	@scripts/bootstrap/install_promtool.sh
 
-test: setup tools-promtool ## set up what is missing, then run every test
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The real node's suite runs after the rest, alone: its Ray containers would share the 2 cores
+# with the Serve tests' latency bounds.
+test: setup tools-promtool ## set up what is missing, then run every test (tests/node last, on its own)
+	$(PY) -m pytest --ignore=tests/node $(PYTEST_ARGS)
+	$(PY) -m pytest -n 0 tests/node $(NODE_PYTEST_ARGS)
 
 check: $(HARNESS_VENV) tools-helm ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
 	@test -n "$(VALUES)" || { echo "usage: make check VALUES=path/to/overlay.yaml [KUBE_VERSION=1.xx]" >&2; exit 2; }

@@ -8,8 +8,6 @@ import json
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from images import archive, build, rootfs
 from images.archive import ImageConfig
 
@@ -21,13 +19,17 @@ def test_an_archive_names_its_layers_by_their_digests(tmp_path: Path) -> None:
     layer = tmp_path / "layer.tar"
     diff_id = archive.layer_from_tree(tree, layer)
     assert diff_id == hashlib.sha256(layer.read_bytes()).hexdigest()
-    output = tmp_path / "image.tar"
+    output = tmp_path / "image"
     archive.write_archive(output, "localhost/ray-platform/test:1", [layer],
                           ImageConfig(user="1000:100", entrypoint=("/bin/hello",)))
-    with tarfile.open(output) as image:
-        manifest = json.loads(image.extractfile("manifest.json").read())
-        config_bytes = image.extractfile(manifest[0]["Config"]).read()
-        stored = image.extractfile(manifest[0]["Layers"][0]).read()
+    streamed = archive.stream_archive(output)
+    with tarfile.open(fileobj=io.BytesIO(streamed.stdout.read())) as image:
+        manifest = json.loads(image.extractfile("./manifest.json").read())
+        config_bytes = image.extractfile("./" + manifest[0]["Config"]).read()
+        stored = image.extractfile("./" + manifest[0]["Layers"][0]).read()
+    assert streamed.wait() == 0
+    # The layer is the same file, hard-linked: a layer two images share is stored once.
+    assert (output / manifest[0]["Layers"][0]).stat().st_ino == layer.stat().st_ino
     assert manifest[0]["RepoTags"] == ["localhost/ray-platform/test:1"]
     assert manifest[0]["Config"] == hashlib.sha256(config_bytes).hexdigest() + ".json"
     config = json.loads(config_bytes)
@@ -39,18 +41,25 @@ def test_an_archive_names_its_layers_by_their_digests(tmp_path: Path) -> None:
         assert member.uid == 0 and member.isfile()
 
 
-def test_the_serve_layer_holds_what_was_added_and_refuses_deletions(tmp_path: Path) -> None:
+def test_the_serve_layer_holds_what_was_added_and_whiteouts_for_what_went(tmp_path: Path) -> None:
     base = tmp_path / "base"
-    (base / "opt" / "lib").mkdir(parents=True)
+    (base / "opt" / "lib" / "old-1.0.dist-info").mkdir(parents=True)
+    (base / "opt" / "lib" / "old-1.0.dist-info" / "RECORD").write_text("r")
     (base / "opt" / "lib" / "kept.py").write_text("x")
     upper = tmp_path / "upper"
     rootfs.copy_tree(base, upper)
     (upper / "opt" / "lib" / "new.py").write_text("y")
     (upper / "models").mkdir()
-    assert build.added_paths(base, upper) == ["./models", "./opt/lib/new.py"]
+    assert build.layer_paths(base, upper) == ["./models", "./opt/lib/new.py"]
+    # pip replacing a package: its old folder goes, one whiteout hides it (not one per file).
+    import shutil
+    shutil.rmtree(upper / "opt" / "lib" / "old-1.0.dist-info")
     (upper / "opt" / "lib" / "kept.py").unlink()
-    with pytest.raises(rootfs.BuildError, match="kept.py.*whiteout"):
-        build.added_paths(base, upper)
+    (upper / "opt" / "lib" / "kept.py").write_text("changed")
+    paths = build.layer_paths(base, upper)
+    assert paths == ["./models", "./opt/lib/.wh.old-1.0.dist-info", "./opt/lib/kept.py",
+                     "./opt/lib/new.py"]
+    assert (upper / "opt" / "lib" / ".wh.old-1.0.dist-info").stat().st_size == 0
 
 
 def test_constraints_drop_extras_and_keep_pins() -> None:

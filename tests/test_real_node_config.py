@@ -124,3 +124,23 @@ def test_the_operator_pod_is_the_modules_deployment_on_the_local_image(monkeypat
     assert container["image"] == "localhost/ray-platform/kuberay-operator:abc"
     assert container["imagePullPolicy"] == "Never"
     assert "RayCronJob=true" in container["args"][0]
+
+
+def test_preflight_names_each_missing_piece_in_a_sentence(tmp_path: Path) -> None:
+    from cluster.node import preflight
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "filesystems").write_text("nodev\tproc\n\text4\n")
+    found = preflight.problems(root=tmp_path, euid=1000, which=lambda _tool: None,
+                               free_path=tmp_path)
+    text = " | ".join(found)
+    for expected in ("needs root", "/dev/kmsg", "overlay", "cpu, cpuacct, cpuset, memory, pids",
+                     "br_netfilter", "Debian package iproute2"):
+        assert expected in text, (expected, text)
+
+
+def test_preflight_passes_on_this_machine() -> None:
+    """The build machines have what the node needs (root, cgroup v1, overlay, br_netfilter)."""
+    from cluster.node import preflight
+
+    assert preflight.problems() == []

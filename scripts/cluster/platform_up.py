@@ -126,7 +126,7 @@ def preflight(environ: dict[str, str], which: Callable[[str], str | None] = shut
     if forced not in ("", "kind", "local"):
         raise Refused(BAD_CLUSTER.format(value=forced))
     if forced == "local":
-        return LOCAL_CLUSTER
+        return local_cluster()
     existing = None if forced else existing_cluster(environ)
     if existing is not None:
         return existing
@@ -135,7 +135,7 @@ def preflight(environ: dict[str, str], which: Callable[[str], str | None] = shut
         if forced == "kind":
             raise Refused(problem)
         say(f"no Docker engine here, so no kind: using the local cluster ({problem.split(':')[0]})")
-        return LOCAL_CLUSTER
+        return local_cluster()
     try:
         kind = get_kind()
     except install_kind.KindUnavailable as unavailable:
@@ -144,6 +144,17 @@ def preflight(environ: dict[str, str], which: Callable[[str], str | None] = shut
 
 
 LOCAL_CLUSTER = Cluster(kind=False, kubeconfig=LOCAL_KUBECONFIG, local=True)
+
+
+def local_cluster() -> Cluster:
+    """The local cluster, if this machine can run its real node; Refused naming what is missing."""
+    from cluster.node import preflight as node_preflight
+
+    problems = node_preflight.problems()
+    if problems:
+        raise Refused("make up's local cluster cannot run its real node here: "
+                      + "; ".join(problems) + ".")
+    return LOCAL_CLUSTER
 
 
 # --- steps ------------------------------------------------------------------------------------------

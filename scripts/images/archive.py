@@ -1,4 +1,4 @@
-"""Image archives in the `docker save` layout (manifest.json, a config blob, uncompressed layer
+"""Images in the `docker save` layout (manifest.json, a config blob, uncompressed layer
 tarballs), which containerd's own `ctr images import` takes and unpacks.
 
 Written here rather than with crane: crane gzips every layer it appends (minutes for the
@@ -9,10 +9,10 @@ that GNU tar writes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
+import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,21 +80,35 @@ def config_document(config: ImageConfig, diff_ids: list[str]) -> dict:
 
 
 def write_archive(output: Path, reference: str, layers: list[Path], config: ImageConfig) -> None:
-    """The archive for `ctr images import`: layers (tarballs, bottom first) stored uncompressed,
-    tagged `reference`. Written to a temporary name and renamed, so a cached archive is whole."""
+    """The image as a folder in the `docker save` layout, tagged `reference`: manifest.json, the
+    config, and the layers (tarballs, bottom first, uncompressed) hard-linked in, so that a
+    layer two images share is stored once. `ctr images import` reads it as a tar stream
+    (stream_archive): a multi-gigabyte layer is never copied into a second file. Written under a
+    temporary name and renamed, so a cached folder is whole."""
     diff_ids = [sha256_of(layer) for layer in layers]
     document = json.dumps(config_document(config, diff_ids), sort_keys=True).encode()
     config_name = f"{hashlib.sha256(document).hexdigest()}.json"
     manifest = [{"Config": config_name, "RepoTags": [reference],
                  "Layers": [f"{diff_id}/layer.tar" for diff_id in diff_ids]}]
     partial = output.with_name(output.name + ".partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(partial, "w") as archive:
-        for diff_id, layer in zip(diff_ids, layers):
-            archive.add(layer, arcname=f"{diff_id}/layer.tar")
-        for name, data in ((config_name, document),
-                           ("manifest.json", json.dumps(manifest).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, fileobj=io.BytesIO(data))
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for diff_id, layer in zip(diff_ids, layers):
+        (partial / diff_id).mkdir(exist_ok=True)
+        target = partial / diff_id / "layer.tar"
+        if not target.exists():
+            os.link(layer, target)
+    (partial / config_name).write_bytes(document)
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(output, ignore_errors=True)
     partial.rename(output)
+
+
+def archive_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def stream_archive(folder: Path) -> subprocess.Popen:
+    """A tar stream of the image folder on the process's stdout (for `ctr images import -`)."""
+    return subprocess.Popen(["tar", "--create", "--directory", str(folder), "--file", "-", "."],
+                            stdout=subprocess.PIPE)

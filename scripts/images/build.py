@@ -59,7 +59,7 @@ class Built:
 
     @property
     def size(self) -> int:
-        return self.archive.stat().st_size
+        return archive.archive_size(self.archive)
 
 
 def digest(*parts: bytes | str | Path) -> str:
@@ -72,9 +72,14 @@ def digest(*parts: bytes | str | Path) -> str:
     return hasher.hexdigest()[:12]
 
 
-def code_digest() -> str:
-    """This package's own code: a change to how images are made rebuilds them."""
-    return digest(*sorted(HERE.glob("*.py")), HERE / "pause.c", RAY_REQUIREMENTS)
+# Bump when a change to this code changes what goes into the images (the inputs below are hashed
+# already): a cached root filesystem or archive is reused only when its recipe is the same.
+RECIPE = "1"
+
+
+def recipe(*parts: bytes | str | Path) -> str:
+    """The cache key of an image or root filesystem: RECIPE, the image settings and its inputs."""
+    return digest(RECIPE, repr((RAY_USER, RAY_ENV, VENV, TINY_MODEL_PATH)), *parts)
 
 
 def say(message: str) -> None:
@@ -84,18 +89,18 @@ def say(message: str) -> None:
 def cached(name: str, tag: str, make: Callable[[Path, str], None]) -> Built:
     """The archive of name:tag, made by make(archive_path, reference) unless already there."""
     reference = f"{REGISTRY}/{name}:{tag}"
-    path = CACHE / "archives" / f"{name}-{tag}.tar"
+    path = CACHE / "archives" / f"{name}-{tag}"
     started = time.monotonic()
-    if path.is_file():
+    if (path / "manifest.json").is_file():
         return Built(name, reference, path, time.monotonic() - started, cached=True)
     say(f"building {reference} ...")
     make(path, reference)
     seconds = time.monotonic() - started
     built = Built(name, reference, path, seconds, cached=False)
     say(f"built {reference} in {seconds:.0f} s ({built.size / 1e6:.0f} MB archive)")
-    for stale in path.parent.glob(f"{name}-*.tar"):
-        if stale != path:
-            stale.unlink()
+    for stale in path.parent.glob(f"{name}-*"):
+        if stale != path and not stale.name.endswith(".partial"):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     return built
 
 
@@ -128,7 +133,7 @@ def pause() -> Built:
             user="65535:65535", env=(), entrypoint=("/pause",)))
         shutil.rmtree(work)
 
-    return cached("pause", digest(code_digest()), make)
+    return cached("pause", recipe(HERE / "pause.c"), make)
 
 
 def operator() -> Built:
@@ -148,7 +153,7 @@ def operator() -> Built:
             user="65532:65532", env=(), entrypoint=("/manager",)))
         shutil.rmtree(work)
 
-    return cached("kuberay-operator", digest(code_digest(), binary), make)
+    return cached("kuberay-operator", recipe(binary), make)
 
 
 def base_rootfs() -> Path:
@@ -203,9 +208,13 @@ def pip_install(root: Path, wheels: Path, requirements: Path, constraints: Path)
         shutil.rmtree(inside, ignore_errors=True)
 
 
+def ray_rootfs_key() -> str:
+    return recipe(RAY_REQUIREMENTS, SERVE_REQUIREMENTS, rootfs.SUITE, *rootfs.BASE_PACKAGES)
+
+
 def ray_rootfs() -> tuple[Path, Path, str]:
     """The ray image's root filesystem and its layer (cached), and the cache key."""
-    key = digest(code_digest(), SERVE_REQUIREMENTS, base_rootfs().name)
+    key = ray_rootfs_key()
     root = CACHE / "rootfs" / f"ray-{key}"
     layer = CACHE / "layers" / f"ray-{key}.tar"
     if root.is_dir() and layer.is_file():
@@ -229,33 +238,37 @@ def ray() -> Built:
         archive.write_archive(path, reference, [layer], ImageConfig(
             user="1000:100", env=RAY_ENV, workdir="/home/ray", cmd=("/bin/bash",)))
 
-    return cached("ray", f"{RAY_VERSION}-{digest(code_digest(), SERVE_REQUIREMENTS)}", make)
+    return cached("ray", f"{RAY_VERSION}-{ray_rootfs_key()}", make)
 
 
-def added_paths(base: Path, upper: Path) -> list[str]:
-    """Paths of upper (a hard-linked copy of base, then added to) that base does not have as the
-    same file: the content of the layer above base. A file base has that upper lacks would need a
-    whiteout, which nothing here writes, so it is an error."""
-    added: list[str] = []
+def layer_paths(base: Path, upper: Path) -> list[str]:
+    """The entries of the layer that turns base into upper (a hard-linked copy of base, then
+    installed into): every path upper has that base lacks or has as another file, and for each
+    path base has that upper lacks (pip replacing a package base already had), an OCI whiteout
+    (`.wh.<name>`, an empty file written into upper beside it) that hides it when unpacked.
+    Only the topmost removed path gets one: a whiteout hides everything below it."""
+    entries: list[str] = []
     for folder, directories, names in os.walk(upper):
         relative = Path(folder).relative_to(upper)
         for entry in (*directories, *names):
             path = relative / entry
-            mine = os.lstat(upper / path)
             try:
                 theirs = os.lstat(base / path)
             except FileNotFoundError:
-                added.append(f"./{path}")
+                entries.append(f"./{path}")
                 continue
-            if mine.st_ino != theirs.st_ino and not os.path.isdir(upper / path):
-                added.append(f"./{path}")
+            if os.lstat(upper / path).st_ino != theirs.st_ino and not os.path.isdir(upper / path):
+                entries.append(f"./{path}")
     for folder, directories, names in os.walk(base):
         relative = Path(folder).relative_to(base)
-        for entry in (*directories, *names):
-            if not os.path.lexists(upper / relative / entry):
-                raise rootfs.BuildError(f"{relative / entry} of the ray image is gone from the "
-                                        "serve image: the layer would need a whiteout")
-    return sorted(added)
+        gone = [entry for entry in (*directories, *names)
+                if not os.path.lexists(upper / relative / entry)]
+        for entry in gone:
+            whiteout = upper / relative / f".wh.{entry}"
+            whiteout.touch()
+            entries.append(f"./{relative / whiteout.name}")
+        directories[:] = [d for d in directories if d not in gone]
+    return sorted(entries)
 
 
 def ray_serve() -> Built:
@@ -269,14 +282,15 @@ def ray_serve() -> Built:
 
         build_tiny_pipeline(work / TINY_MODEL_PATH.lstrip("/"))
         layer = CACHE / "layers" / "ray-serve.tar"
-        archive.layer_from_tree(work, layer, only=added_paths(base, work))
+        archive.layer_from_tree(work, layer, only=layer_paths(base, work))
         archive.write_archive(path, reference, [ray_layer, layer], ImageConfig(
             user="1000:100", env=RAY_ENV, workdir="/home/ray", cmd=("/bin/bash",),
             labels={"ray-platform.io/tiny-model": TINY_MODEL_PATH}))
         layer.unlink()
         shutil.rmtree(work)
 
-    return cached("ray-serve", f"{RAY_VERSION}-{digest(code_digest(), SERVE_REQUIREMENTS)}", make)
+    tiny_model = REPO / "scripts" / "serving" / "tiny_model.py"
+    return cached("ray-serve", f"{RAY_VERSION}-{recipe(ray_rootfs_key(), tiny_model)}", make)
 
 
 BUILDERS: dict[str, Callable[[], Built]] = {
@@ -284,10 +298,30 @@ BUILDERS: dict[str, Callable[[], Built]] = {
 }
 
 
+def prune() -> list[Path]:
+    """Remove the root filesystems, layers and wheels no current recipe names (each is hundreds
+    of megabytes to gigabytes); the archives prune themselves when rebuilt (cached())."""
+    key = ray_rootfs_key()
+    base = f"bookworm-{digest(rootfs.SUITE, *rootfs.BASE_PACKAGES)}"
+    keep = {CACHE / "rootfs" / base, CACHE / "rootfs" / f"ray-{key}",
+            CACHE / "layers" / f"ray-{key}.tar",
+            CACHE / "wheels" / f"ray-{key}", CACHE / "wheels" / f"serve-{key}"}
+    removed = []
+    for folder in ("rootfs", "layers", "wheels", "work"):
+        for path in sorted((CACHE / folder).glob("*")) if (CACHE / folder).is_dir() else []:
+            if path not in keep:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+    return removed
+
+
 def build(names: list[str] | None = None) -> list[Built]:
     if os.geteuid() != 0:
         raise rootfs.BuildError("building the images needs root (debootstrap and chroot)")
-    return [BUILDERS[name]() for name in (names or list(BUILDERS))]
+    built = [BUILDERS[name]() for name in (names or list(BUILDERS))]
+    for path in prune():
+        say(f"removed {path.relative_to(REPO)} (no current image uses it)")
+    return built
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
 from cluster.local import operator
+from cluster.node import node
 from cluster.node.layout import NODE_IP, POD_SUBNET
 from tests_node_helpers import ray_nodes_alive, ray_status
 
@@ -122,3 +124,60 @@ def test_a_task_with_a_worker_only_resource_runs_on_the_worker(real_release) -> 
                for p in real_release.pods(f"ray.io/cluster={name},ray.io/node-type=worker")}
     assert answer["ip"] in workers, (answer, workers)
     assert answer["host"] == workers[answer["ip"]]
+
+
+def wrong_token_pod(real_release, fqdn: str) -> dict:
+    image = real_release.cluster.images["ray"].reference
+    restricted = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 100,
+                  "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "wrong-token-worker", "namespace": real_release.namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"ray-platform.io/node": "real"},
+            "containers": [{
+                "name": "ray-worker", "image": image, "imagePullPolicy": "Never",
+                "command": ["/bin/bash", "-c",
+                            f"ray start --address={fqdn}:6379 --num-cpus=1 --block"],
+                "env": [{"name": "RAY_AUTH_MODE", "value": "token"},
+                        {"name": "RAY_AUTH_TOKEN", "value": "not-the-clusters-token"}],
+                "resources": {"requests": {"cpu": "50m", "memory": "256Mi"},
+                              "limits": {"cpu": "500m", "memory": "1Gi"}},
+                "securityContext": restricted}]}}
+
+
+def test_a_worker_with_a_wrong_token_is_refused(real_release) -> None:
+    """The same join as the chart's workers (head Service DNS name, GCS port), with a token that
+    is not the cluster's: the head refuses it and it never becomes a node of the cluster."""
+    name = real_release.ray_cluster()["metadata"]["name"]
+    fqdn = f"{name}-head-svc.{real_release.namespace}.svc.cluster.local"
+    before = ray_nodes_alive(real_release)
+    real_release.kubectl.apply([wrong_token_pod(real_release, fqdn)])
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            pod = real_release.get("pod", "wrong-token-worker", "-n", real_release.namespace)
+            statuses = pod["status"].get("containerStatuses") or []
+            terminated = statuses and statuses[0]["state"].get("terminated")
+            logs = ""
+            if statuses and statuses[0].get("containerID"):
+                answer = node.crictl(real_release.cluster.node, "logs",
+                                     statuses[0]["containerID"].split("://", 1)[1])
+                logs = answer.stdout + answer.stderr
+            if terminated or AUTH_REFUSAL.search(logs):
+                break
+            assert time.monotonic() < deadline, f"no refusal after 240 s: {pod['status']}\n{logs}"
+            time.sleep(5)
+        assert AUTH_REFUSAL.search(logs), logs
+        if terminated:
+            assert terminated["exitCode"] != 0, terminated
+        assert ray_nodes_alive(real_release) == before
+    finally:
+        real_release.kubectl.run("delete", "pod", "wrong-token-worker", "-n",
+                                 real_release.namespace, "--wait=false", check=False)
+
+
+# What Ray 2.60's GCS answers a client whose token is not the cluster's.
+AUTH_REFUSAL = re.compile(r"InvalidAuthToken: Authentication token is missing or incorrect")

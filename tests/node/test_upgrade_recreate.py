@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cluster.local.release import upgrade
+from cluster.node.platform import upgrade_flags
 from tests_node_helpers import ray_nodes_alive
 
 pytestmark = pytest.mark.node
@@ -25,7 +26,7 @@ def test_upgrade_replaces_running_containers_and_the_new_ones_join(real_release)
     changed = dataclasses.replace(
         real_release.release,
         set_values=(*real_release.release.set_values, f"rayCluster.head.labels.{LABEL}={nonce}"))
-    result = upgrade(changed, real_release.cluster.layout.kubeconfig, 4)
+    result = upgrade(changed, real_release.cluster.layout.kubeconfig, 4, upgrade_flags(4))
     assert result.returncode == 0, result.stderr
     deadline = time.monotonic() + 600
     while True:
@@ -42,7 +43,9 @@ def test_upgrade_replaces_running_containers_and_the_new_ones_join(real_release)
     new_containers = {s["containerID"] for p in pods for s in p["status"]["containerStatuses"]}
     assert new_containers and not new_containers & old_containers
     workers = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
+    assert workers
     deadline = time.monotonic() + 300
     while (alive := ray_nodes_alive(real_release)) < 1 + len(workers):
         assert time.monotonic() < deadline, f"{alive} Ray nodes alive, {1 + len(workers)} expected"
         time.sleep(5)
+

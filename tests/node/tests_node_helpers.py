@@ -12,7 +12,11 @@ def ray_status(real_release) -> str:
 
 
 def ray_nodes_alive(real_release) -> int:
-    """How many nodes `ray status` lists as active."""
-    status = ray_status(real_release)
-    active = status.split("Active:", 1)[1].split("Pending:", 1)[0]
-    return len(re.findall(r"^\s*1 node_\w+", active, re.M))
+    """How many live nodes `ray status` lists: its Active and Idle sections count the nodes of
+    each group ("1 cpu", "1 headgroup"); Pending and failed ones come after them."""
+    return live_nodes(ray_status(real_release))
+
+
+def live_nodes(status: str) -> int:
+    live = status.split("Active:", 1)[1].split("Pending:", 1)[0]
+    return sum(int(count) for count in re.findall(r"^\s+(\d+) \S+\s*$", live, re.M))

@@ -19,6 +19,7 @@ from cluster.local import processes
 from cluster.node import netns
 from cluster.node.layout import NodeLayout
 from harness.tools import TOOLS_BIN
+from images import archive
 
 COMPONENT = "containerd"
 K8S_NAMESPACE = "k8s.io"
@@ -116,13 +117,18 @@ def images(layout: NodeLayout) -> set[str]:
     return set(result.stdout.split())
 
 
-def import_image(layout: NodeLayout, reference: str, archive: Path) -> bool:
-    """Import the archive unless containerd has the image already; True if it imported."""
+def import_image(layout: NodeLayout, reference: str, folder: Path) -> bool:
+    """Import the image folder (streamed as a tar) unless containerd has the image already;
+    True if it imported."""
     if reference in images(layout):
         return False
-    result = ctr(layout, "images", "import", str(archive), timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"ctr images import {archive.name}: {result.stderr.strip()}")
+    stream = archive.stream_archive(folder)
+    result = subprocess.run([str(TOOLS_BIN / "ctr"), "--address", str(layout.containerd_socket),
+                             "--namespace", K8S_NAMESPACE, "images", "import", "-"],
+                            stdin=stream.stdout, text=True, capture_output=True, timeout=1800)
+    stream.stdout.close()
+    if stream.wait() != 0 or result.returncode != 0:
+        raise RuntimeError(f"ctr images import {folder.name}: {result.stderr.strip()}")
     if reference not in images(layout):
         raise RuntimeError(f"{archive} imported, but containerd has no image {reference}")
     # The kubelet's image garbage collector must never remove what cannot be pulled again.

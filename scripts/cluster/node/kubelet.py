@@ -53,6 +53,8 @@ def configuration(layout: NodeLayout) -> dict:
         "localStorageCapacityIsolation": False,
         "serializeImagePulls": False,
         "maxPods": 60,
+        # Containers' logs in the node's folder, not the machine-wide /var/log/pods.
+        "podLogsDir": str(layout.dir / "pod-logs"),
         "registerNode": True,
         "rotateCertificates": False,
         "serverTLSBootstrap": False,

@@ -85,11 +85,20 @@ def release_for(cluster: RealCluster, chart: Path, values: Sequence[Path],
     return Release(name, namespace, chart, (*values, REAL_NODE_VALUES, generated), NO_SUBCHART)
 
 
+def upgrade_flags(major: int) -> tuple[str, ...]:
+    """Helm 4 upgrades by server-side apply, and the Ray autoscaler writes each worker group's
+    replicas into the RayCluster's workerGroupSpecs, a list the CRD makes atomic: the next
+    upgrade conflicts on the whole list ("conflict with python-requests ... .spec.
+    workerGroupSpecs") unless Helm takes it back. Helm 3's three-way merge does not conflict."""
+    return ("--force-conflicts",) if major == 4 else ()
+
+
 def install_release(cluster: RealCluster, release: Release, major: int = 4) -> list[dict]:
     cluster.kubectl.apply([restricted_namespace(release.namespace)])
     installed = helm_in(cluster.layout.kubeconfig, "status", release.name, "-n",
                         release.namespace, major=major).returncode == 0
-    result = (upgrade if installed else install)(release, cluster.layout.kubeconfig, major)
+    result = (upgrade(release, cluster.layout.kubeconfig, major, upgrade_flags(major))
+              if installed else install(release, cluster.layout.kubeconfig, major))
     if result.returncode != 0:
         raise RuntimeError(f"helm {'upgrade' if installed else 'install'} failed:\n"
                            f"{result.stderr.strip()}")
