@@ -36,7 +36,7 @@ NODE_PACKAGES := debootstrap libseccomp-dev pkg-config iptables ipset conntrack
 node-packages: ## Debian packages of the real node and its images (debootstrap, libseccomp-dev, iptables, ...); apt-get when missing
 	@scripts/bootstrap/install_debian_packages.sh $(NODE_PACKAGES)
 
-images: $(VENV)/.installed tools ## the real node's images (pause, ray, ray-serve, kuberay-operator) into .tools/images, rebuilt only when what goes into them changed
+images: $(VENV)/.installed tools-node tools-control-plane ## the real node's images (pause, ray, ray-serve, kuberay-operator) into .tools/images, rebuilt only when what goes into them changed
 	$(PY) -m images.build
 
 # One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
@@ -46,6 +46,8 @@ TOOL_GROUPS := helm control-plane node release
 .PHONY: $(addprefix tools-,$(TOOL_GROUPS))
 $(addprefix tools-,$(TOOL_GROUPS)): tools-%:
 	@$(PYTHON) -m bootstrap.go_tools --group $*
+# runc's seccomp support is cgo against Debian's libseccomp-dev.
+tools-node: node-packages
 
 tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tests; apt-get when missing
 	@scripts/bootstrap/install_promtool.sh

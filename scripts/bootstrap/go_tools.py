@@ -170,7 +170,9 @@ def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
                 f"{pin('cni-plugins', cni)}",), group="node")
           for kind, name in (("main", "bridge"), ("main", "loopback"), ("ipam", "host-local"),
                              ("meta", "portmap"))),
-        Tool("coredns", NODE_DIR / "coredns", coredns, group="node"),
+        # Our own main (tools/node/coredns/main.go): CoreDNS with the Corefile's plugins only.
+        Tool("coredns", NODE_DIR / "coredns", "github.com/ray-platform/ray-platform/tools/node/coredns",
+             (f"-X {coredns}/coremain.GitCommit={pin('coredns', coredns)}",), group="node"),
         Tool("crictl", NODE_DIR / "cri-tools", f"{crictl}/cmd/crictl",
              (f"-X {crictl}/pkg/version.Version={pin('cri-tools', crictl)}",), group="node"),
     ]
