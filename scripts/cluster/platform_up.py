@@ -336,7 +336,7 @@ class UpOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     values: list[Path] = field(default_factory=lambda: [DEV_VALUES])
     tests: bool = True
-    real_ray: bool = True  # the local cluster: a real Ray head behind the RayService
+    serve: bool = True  # the local cluster: wait for the RayService and /imagine too
 
 
 def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
@@ -346,7 +346,8 @@ def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
         from cluster.node import platform  # needs the virtualenv (PyYAML, kubernetes)
         from harness.readiness import NotReady
         try:
-            platform.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say)
+            platform.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say,
+                        serve=options.serve, tests=options.tests)
         except (RuntimeError, NotReady) as failed:
             raise StepFailed(str(failed)) from None
         return
@@ -405,9 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help=f"seconds to wait for readiness (default {DEFAULT_TIMEOUT_S}, or $UP_TIMEOUT)")
     up_parser.add_argument("--values", type=Path, action="append", help="values files (default values/dev.yaml)")
     up_parser.add_argument("--no-tests", action="store_true", help="skip helm test")
-    up_parser.add_argument("--no-real-ray", action="store_true",
-                           help="local cluster: no real Ray head behind the RayService (the "
-                                "clusters alone, faster; the Serve application is then not served)")
+    up_parser.add_argument("--clusters-only", action="store_true",
+                           help="local cluster: stop once the RayClusters are ready (no wait for "
+                                "the RayService, no /imagine, no helm test)")
     sub.add_parser("down", help="delete the kind cluster (or uninstall the release from KUBECONFIG's cluster)")
     args = parser.parse_args(argv)
     environ = dict(os.environ)
@@ -417,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"preflight ok: {cluster.describe()}")
         elif args.command == "up":
             up(preflight(environ), UpOptions(args.timeout, args.values or [DEV_VALUES], not args.no_tests,
-                                                not args.no_real_ray))
+                                                not args.clusters_only))
         else:
             say(down(environ))
     except Refused as refused:

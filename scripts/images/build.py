@@ -18,6 +18,7 @@ code, the requirement files, the binaries), so a second build, or a second clust
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -316,11 +317,16 @@ def prune() -> list[Path]:
 
 
 def build(names: list[str] | None = None) -> list[Built]:
+    """The images, one build at a time on this machine: a second `make images` (a `make up`
+    while `make test` runs) waits for the first and then finds its archives cached."""
     if os.geteuid() != 0:
         raise rootfs.BuildError("building the images needs root (debootstrap and chroot)")
-    built = [BUILDERS[name]() for name in (names or list(BUILDERS))]
-    for path in prune():
-        say(f"removed {path.relative_to(REPO)} (no current image uses it)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = [BUILDERS[name]() for name in (names or list(BUILDERS))]
+        for path in prune():
+            say(f"removed {path.relative_to(REPO)} (no current image uses it)")
     return built
 
 

@@ -144,8 +144,9 @@ def wait_rayservice(cluster: RealCluster, name: str, namespace: str, timeout: fl
 
 
 def up(layout: Layout, values: Sequence[Path], timeout: float, say: Say,
-       helm_major: int = 4) -> None:
-    """`make up`: everything above, then the release, its readiness, a PNG and helm test."""
+       helm_major: int = 4, serve: bool = True, tests: bool = True) -> None:
+    """`make up`: everything above, then the release, its readiness, a PNG and helm test
+    (without serve: the RayClusters only; without tests: no helm test)."""
     from cluster.local.up import IMAGE_SIZE, imagine, serve_route_prefix
 
     cluster = start(layout, say)
@@ -157,7 +158,7 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, say: Say,
         manifest = install_release(cluster, release, helm_major)
     say("waiting for the RayClusters (status from the operator, pods on the real node) ...")
     wait_clusters(cluster, manifest, NAMESPACE, timeout, say)
-    for service in objects_of_kind(manifest, "RayService"):
+    for service in objects_of_kind(manifest, "RayService") if serve else []:
         name = service["metadata"]["name"]
         detail = wait_rayservice(cluster, name, NAMESPACE, timeout, say)
         say(f"RayService/{name}: Ready ({detail})")
@@ -168,11 +169,12 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, say: Say,
         say(f"GET {url}{prefix}/imagine: a {IMAGE_SIZE}x{IMAGE_SIZE} PNG ({len(png)} bytes) "
             f"from Ray Serve in containers, through Service {name}-serve-svc ({address}:8000)")
         say(f"  open {url}{prefix}/imagine?prompt=a+red+fox&img_size=128 on this machine")
-    result = helm_in(layout.kubeconfig, "test", RELEASE, "-n", NAMESPACE, "--timeout", "15m",
-                     major=helm_major, timeout=1000)
-    if result.returncode != 0:
-        raise RuntimeError(f"helm test failed:\n{result.stdout}{result.stderr}")
-    say("helm test: passed (its Pods ran on the real node)")
+    if tests and serve:
+        result = helm_in(layout.kubeconfig, "test", RELEASE, "-n", NAMESPACE, "--timeout", "15m",
+                         major=helm_major, timeout=1000)
+        if result.returncode != 0:
+            raise RuntimeError(f"helm test failed:\n{result.stdout}{result.stderr}")
+        say("helm test: passed (its Pods ran on the real node)")
     say("")
     say("What ran for real: " + REAL_TEXT)
     say(real_pods_summary(cluster.kubectl, NAMESPACE, node.NODE_NAME))
