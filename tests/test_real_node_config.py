@@ -17,9 +17,11 @@ from images.build import Built
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> tuple[NodeLayout, NodeLayout]:
-    return (NodeLayout(Layout(state_dir=tmp_path / "a", name="one")),
-            NodeLayout(Layout(state_dir=tmp_path / "b", name="two")))
+def two_nodes() -> tuple[NodeLayout, NodeLayout]:
+    """Layouts as make up (.tools/local) and the node tests (/tmp/ray-platform-node-*) make
+    them; nothing is created."""
+    return (NodeLayout(Layout(name="one")),
+            NodeLayout(Layout(state_dir=Path("/tmp/ray-platform-node-abcdefgh/state"), name="two")))
 
 
 def test_two_clusters_share_no_namespace_cgroup_socket_or_image_store(two_nodes) -> None:
@@ -27,7 +29,8 @@ def test_two_clusters_share_no_namespace_cgroup_socket_or_image_store(two_nodes)
     for attribute in ("netns", "cgroup_root", "containerd_socket", "api_socket",
                       "containerd_root", "kubelet_dir"):
         assert getattr(first, attribute) != getattr(second, attribute), attribute
-    assert len(str(first.containerd_socket)) < 100  # a Unix socket path has 108 bytes at most
+    for layout in two_nodes:  # a Unix socket path has 108 bytes at most
+        assert len(str(layout.containerd_socket)) < 100, layout.containerd_socket
 
 
 def test_kubelet_configuration_fits_this_machine(two_nodes) -> None:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 SUITE = "bookworm"
 # What every Ray container runs: KubeRay's generated command is `/bin/bash -c -- "ulimit ...;
-# ray start ..."` (bash is in minbase), Ray and its venv need python3 and python3-venv; tini
-# would be nice, but Kubernetes gives each container its own PID namespace reaped by the pause
-# sandbox only with shareProcessNamespace, so Ray's own child handling is what runs.
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "procps")
+# ray start ..."` (bash is in minbase), Ray and its venv need python3 and python3-venv, and the
+# readiness probe KubeRay v1.6.2 gives RayService workers is `bash -c "wget ... :52365/api/
+# local_raylet_healthz | grep success && wget ... :8000/-/healthz | grep success"` (wget is in the
+# rayproject images too); procps gives `ps` to whoever debugs a container.
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "procps", "wget")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 
