@@ -76,6 +76,8 @@ def digest(*parts: bytes | str | Path) -> str:
 # Bump when a change to this code changes what goes into the images (the inputs below are hashed
 # already): a cached root filesystem or archive is reused only when its recipe is the same.
 RECIPE = "1"
+# The same for the ray-serve layer alone (the model folder's permissions, ...).
+SERVE_RECIPE = "2"
 
 
 def recipe(*parts: bytes | str | Path) -> str:
@@ -281,7 +283,10 @@ def ray_serve() -> Built:
         pip_install(work, wheels, SERVE_REQUIREMENTS, SERVE_REQUIREMENTS)
         from serving.tiny_model import build_tiny_pipeline
 
-        build_tiny_pipeline(work / TINY_MODEL_PATH.lstrip("/"))
+        model = work / TINY_MODEL_PATH.lstrip("/")
+        build_tiny_pipeline(model)
+        # safetensors writes its files 0600: the image's user (uid 1000) must read them.
+        rootfs.run(["chmod", "-R", "a+rX", str(model)])
         layer = CACHE / "layers" / "ray-serve.tar"
         archive.layer_from_tree(work, layer, only=layer_paths(base, work))
         archive.write_archive(path, reference, [ray_layer, layer], ImageConfig(
@@ -291,7 +296,8 @@ def ray_serve() -> Built:
         shutil.rmtree(work)
 
     tiny_model = REPO / "scripts" / "serving" / "tiny_model.py"
-    return cached("ray-serve", f"{RAY_VERSION}-{recipe(ray_rootfs_key(), tiny_model)}", make)
+    key = recipe(SERVE_RECIPE, ray_rootfs_key(), tiny_model)
+    return cached("ray-serve", f"{RAY_VERSION}-{key}", make)
 
 
 BUILDERS: dict[str, Callable[[], Built]] = {

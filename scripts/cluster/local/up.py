@@ -83,12 +83,12 @@ def wait_rayservice_ready(fetcher: KubeFetcher, name: str, namespace: str, timeo
         # A failed application can recover while Serve retries; one that stays failed is final.
         failing_since = (failing_since or time.monotonic()) if verdict.state == FAILED else None
         if failing_since and time.monotonic() - failing_since > fail_after:
-            raise TargetFailed(f"RayService/{name}: {verdict.detail}")
+            raise TargetFailed(f"RayService/{name}: {verdict.detail}", {})
         if verdict.detail != last:
             say(f"  RayService/{name}: {verdict.state}: {verdict.detail}")
             last = verdict.detail
         if time.monotonic() > deadline:
-            raise TimedOut(f"RayService/{name} not Ready after {timeout:.0f} s: {verdict.detail}")
+            raise TimedOut(f"RayService/{name} not Ready after {timeout:.0f} s: {verdict.detail}", {})
         time.sleep(interval)
 
 
