@@ -12,8 +12,9 @@
     kuberay-operator  the Go-built operator (.tools/bin) as /manager, user 65532, like the
                   operator's own distroless image
 
-Each archive is cached under .tools/images by a hash of everything that goes into it (this
-code, the requirement files, the binaries), so a second build, or a second cluster, reuses it.
+Each image is cached under ~/.cache/ray-platform/images (XDG_CACHE_HOME) by a hash of what goes
+into it (RECIPE, the requirement files, the Debian packages, the binaries), so a second build, a
+second cluster or a fresh clone on the same machine reuses it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,13 @@ from images.archive import ImageConfig
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CACHE = REPO / ".tools" / "images"
+def cache_root() -> Path:
+    """The machine's cache of this project's images and image stores, outside the checkout (like
+    Go's build cache): a fresh clone on the same machine, as CI's, finds its images built."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ray-platform"
+
+
+CACHE = cache_root() / "images"
 BIN = REPO / ".tools" / "bin"
 REGISTRY = "localhost/ray-platform"
 RAY_VERSION = "2.60.0"
@@ -332,7 +339,7 @@ def build(names: list[str] | None = None) -> list[Built]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         built = [BUILDERS[name]() for name in (names or list(BUILDERS))]
         for path in prune():
-            say(f"removed {path.relative_to(REPO)} (no current image uses it)")
+            say(f"removed {path} (no current image uses it)")
     return built
 
 

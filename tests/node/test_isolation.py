@@ -33,6 +33,11 @@ def test_the_node_namespace_has_no_route_out(real_release) -> None:
     layout = real_release.cluster.node
     routes = netns.routes(layout)
     assert "default" not in routes, routes
+    # Routes lead onto the namespace's own devices only: lo, the bridge.
+    for line in routes.splitlines():
+        if line.startswith(("local ", "broadcast ", "multicast ", "anycast ", "fe80", "ff00")):
+            continue
+        assert " dev lo" in line or " dev cni0" in line, line
     links = subprocess.run([*netns.enter(layout), "ip", "-j", "link"], capture_output=True,
                            text=True, check=True).stdout
     kinds = {link["ifname"]: link.get("link_type") for link in json.loads(links)}

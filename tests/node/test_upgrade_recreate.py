@@ -13,7 +13,8 @@ from cluster.node.platform import upgrade_flags
 from tests_node_helpers import ray_nodes_alive
 
 pytestmark = pytest.mark.node
-LABEL = "ray-platform.io/rollout"
+# No dots: `--set` would read them as nesting.
+LABEL = "rollout"
 
 
 def test_upgrade_replaces_running_containers_and_the_new_ones_join(real_release) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.local.controlplane import Layout
-from harness.tools import REPO
+from images.build import cache_root
 
 from cluster.node.addresses import (CLUSTER_CIDR, CLUSTER_DOMAIN,  # noqa: F401 (re-exported)
                                      KUBERNETES_SERVICE_IP, NODE_IP, POD_SUBNET, SERVICE_CIDR)
@@ -52,10 +52,11 @@ class NodeLayout:
 
     @property
     def containerd_root(self) -> Path:
-        """Images and snapshots, kept per cluster name outside the state folder: `make down`
-        keeps the imported images, so the next `make up` (or test session) of the same cluster
-        does not import them again; nothing there is mounted once containerd stopped."""
-        return REPO / ".tools" / "containerd" / self.cluster.name
+        """Images and snapshots, kept per cluster name in the machine's cache beside the image
+        archives: `make down` keeps the imported images, so the next `make up` (or test
+        session, or a fresh clone's) does not import them again; nothing there is mounted once
+        containerd has stopped."""
+        return cache_root() / "containerd" / self.cluster.name
 
     @property
     def containerd_socket(self) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from cluster.node.layout import NODE_IP, NodeLayout
+from cluster.node.layout import NODE_IP, SERVICE_CIDR, NodeLayout
 
 SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -41,7 +41,12 @@ def create(layout: NodeLayout) -> None:
                               "(the real node needs root)")
     inside = enter(layout)
     for argv in (("ip", "link", "set", "lo", "up"),
-                 ("ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo")):
+                 ("ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo"),
+                 # Without a default route, a process of the node itself (the forwards `make up`
+                 # opens to a Service) gets "network unreachable" for a Service IP before
+                 # kube-proxy's OUTPUT rule can DNAT it to a pod; a route onto lo lets the packet
+                 # reach that rule, and it leads nowhere else.
+                 ("ip", "route", "replace", SERVICE_CIDR, "dev", "lo", "src", NODE_IP)):
         result = _run(*inside, *argv)
         if result.returncode != 0:
             raise Unavailable(f"{' '.join(argv)} in {layout.netns}: {result.stderr.strip()}")
