@@ -135,10 +135,10 @@ def test_preflight_names_each_missing_piece_in_a_sentence(tmp_path: Path) -> Non
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "filesystems").write_text("nodev\tproc\n\text4\n")
     found = preflight.problems(root=tmp_path, euid=1000, which=lambda _tool: None,
-                               free_path=tmp_path)
+                               free_path=tmp_path, needed=1 << 60)
     text = " | ".join(found)
     for expected in ("needs root", "/dev/kmsg", "overlay", "cpu, cpuacct, cpuset, memory, pids",
-                     "br_netfilter", "Debian package iproute2"):
+                     "br_netfilter", "Debian package iproute2", "GiB more"):
         assert expected in text, (expected, text)
 
 

@@ -7,12 +7,30 @@ import shutil
 from pathlib import Path
 
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids")
-# The images (Ray, and the Serve stack with torch) and containerd's copies of them.
-FREE_BYTES = 30 * 1024**3
+GIB = 1024**3
+# What a first `make up` writes (measured 2026-12-06): the images with the wheels and root
+# filesystems they are built from (9 GiB), a cluster's containerd store of them (13 GiB: the
+# layers and their unpacked snapshots), and room for logs and Ray's object spilling.
+IMAGES_BYTES = 10 * GIB
+STORE_BYTES = 14 * GIB
+SPARE_BYTES = 2 * GIB
+
+
+def needed_bytes(cluster_name: str = "ray-platform") -> int:
+    """Free disk the node still needs: less what the cache already holds from an earlier run."""
+    from images.build import CACHE, cache_root  # standard library only, like this module
+
+    needed = SPARE_BYTES
+    if not any((CACHE / "archives").glob("ray-serve-*")):
+        needed += IMAGES_BYTES
+    if not (cache_root() / "containerd" / cluster_name).is_dir():
+        needed += STORE_BYTES
+    return needed
 
 
 def problems(root: Path = Path("/"), euid: int | None = None,
-             which=shutil.which, free_path: Path | None = None) -> list[str]:
+             which=shutil.which, free_path: Path | None = None,
+             needed: int | None = None) -> list[str]:
     found: list[str] = []
     if (os.geteuid() if euid is None else euid) != 0:
         found.append("the local cluster's real node needs root (kubelet, containerd and runc "
@@ -34,9 +52,10 @@ def problems(root: Path = Path("/"), euid: int | None = None,
     for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux"), ("gcc", "gcc")):
         if which(tool) is None:
             found.append(f"`{tool}` is not installed (Debian package {package})")
-    target = free_path or Path(__file__).resolve().parents[3]
+    target = free_path or Path.home()
     free = shutil.disk_usage(target).free
-    if free < FREE_BYTES:
-        found.append(f"{free / 1024**3:.0f} GiB free on {target}: the node's images and "
-                     f"containerd's copies of them need about {FREE_BYTES // 1024**3} GiB")
+    needed = needed_bytes() if needed is None else needed
+    if free < needed:
+        found.append(f"{free / GIB:.0f} GiB free on {target}: the node's images and containerd's "
+                     f"copies of them need about {needed / GIB:.0f} GiB more")
     return found
