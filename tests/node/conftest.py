@@ -21,7 +21,6 @@ from cluster.local.controlplane import Layout
 from cluster.local.release import Release, objects_of_kind
 from cluster.node import node, platform
 from cluster.node.layout import NODE_NAME
-from harness.readiness import KubeFetcher
 from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, VALUES_DIR
 
@@ -92,11 +91,6 @@ def real_release(real_cluster: platform.RealCluster) -> RealRelease:
 
 def report(line: str) -> None:
     print(line, flush=True)
-
-
-@pytest.fixture(scope="session")
-def fetcher(real_cluster: platform.RealCluster) -> KubeFetcher:
-    return KubeFetcher(str(real_cluster.layout.kubeconfig))
 
 
 @pytest.fixture(scope="session")

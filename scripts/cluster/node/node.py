@@ -1,7 +1,9 @@
 """Start and stop the real node of a local cluster, in order: network namespace, API forwards,
 containerd (+ the images), kubelet, kube-proxy, CoreDNS; and forward a cluster port to the host.
 
-    python -m cluster.node.node down --state-dir .tools/local   # what `make down` runs for it
+    python -m cluster.node.node leftovers --state-dir .tools/local  # what a node left, if anything
+    python -m cluster.node.node down --state-dir .tools/local       # the node alone (make down
+                                                                    # stops it, then the control plane)
 """
 from __future__ import annotations
 

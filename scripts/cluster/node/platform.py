@@ -117,11 +117,6 @@ def service_ip(kubectl: Kubectl, name: str, namespace: str) -> str:
     return kubectl.get("service", name, "-n", namespace)["spec"]["clusterIP"]
 
 
-def pods_on_node(kubectl: Kubectl, namespace: str) -> list[dict]:
-    return [pod for pod in kubectl.get("pods", "-n", namespace)["items"]
-            if pod["spec"].get("nodeSelector") != {} and pod["spec"].get("nodeName")]
-
-
 def real_pods_summary(kubectl: Kubectl, namespace: str, node_name: str) -> str:
     lines = []
     for pod in kubectl.get("pods", "-n", namespace)["items"]:
