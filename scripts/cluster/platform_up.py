@@ -15,7 +15,7 @@ down: delete the kind cluster; with KUBECONFIG naming another cluster, uninstall
 
 Which cluster: CLUSTER=local or CLUSTER=kind forces one. Otherwise KUBECONFIG's cluster when it
 names one, kind when a Docker engine answers, and the local cluster (cluster/local: a real
-control plane and KubeRay operator as host processes, simulated nodes) when none does. Forced
+control plane as host processes and a real node running the release's pods) when none does. Forced
 to kind without Docker (or kind), `up` stops at once with one sentence that says what is missing.
 """
 from __future__ import annotations
@@ -84,8 +84,9 @@ class Cluster:
 
     def describe(self) -> str:
         if self.local:
-            return (f"the local cluster (real control plane and KubeRay operator as host "
-                    f"processes, simulated nodes; kubeconfig {self.kubeconfig})")
+            return (f"the local cluster (real control plane as host processes, a real node in a "
+                    f"network namespace running the operator and the Ray pods as containers, a "
+                    f"simulated GPU node; kubeconfig {self.kubeconfig})")
         return (f"kind cluster {self.name} (export KUBECONFIG={self.kubeconfig})" if self.kind
                 else f"the cluster of KUBECONFIG={os.environ.get('KUBECONFIG', '')}")
 
