@@ -22,12 +22,18 @@ from pathlib import Path
 from harness.tools import TOOLS_BIN, ToolMissing
 
 
-def binary() -> Path:
-    path = TOOLS_BIN / "cosign"
+def release_tool(name: str, what: str) -> Path:
+    """A binary of the Go tools' release group (tools/release/go.mod), or ToolMissing saying how
+    to build it."""
+    path = TOOLS_BIN / name
     if not path.is_file():
-        raise ToolMissing(f"cosign is not installed at {path}: run `make tools-release` "
+        raise ToolMissing(f"{what} is not installed at {path}: run `make tools-release` "
                           "(python3 -m bootstrap.go_tools --group release)")
     return path
+
+
+def binary() -> Path:
+    return release_tool("cosign", "cosign")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.tools import TOOLS_BIN, ToolMissing
+from release.cosign import release_tool
 from release.tls import ServerCertificate, make_loopback_certificate
 
 USERNAME = "ray-platform-publisher"
@@ -39,11 +39,7 @@ def free_loopback_port() -> int:
 
 
 def registry_binary() -> Path:
-    path = TOOLS_BIN / "registry"
-    if not path.is_file():
-        raise ToolMissing(f"the distribution registry is not installed at {path}: run "
-                          "`make tools-release` (python3 -m bootstrap.go_tools --group release)")
-    return path
+    return release_tool("registry", "the distribution registry")
 
 
 def write_htpasswd(path: Path, username: str, password: str) -> None:
