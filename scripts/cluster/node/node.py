@@ -109,20 +109,34 @@ def expose(layout: NodeLayout, name: str, address: str, port: int) -> str:
     socket_path = layout.dir / f"expose-{name}.sock"
     for side in ("host", "node"):
         processes.stop(layout.pid(f"expose-{name}-{side}"))
+    socket_path.unlink(missing_ok=True)
     processes.start([*netns.enter(layout), *FORWARD, "--listen", f"unix:{socket_path}",
                      "--to", f"tcp:{address}:{port}"],
                     layout.pid(f"expose-{name}-node"), layout.log(f"expose-{name}"), python_env())
+    # The host side must not take a connection before the node side listens: it would find no
+    # socket and close the caller's connection unanswered.
+    wait_for(lambda: socket_path.exists(), f"the forward to {address}:{port} in the node")
     processes.start([*FORWARD, "--host-side", "--listen", f"tcp:127.0.0.1:{host_port}",
                      "--to", f"unix:{socket_path}"],
                     layout.pid(f"expose-{name}-host"), layout.log(f"expose-{name}"), python_env())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", host_port), timeout=1):
-                return f"http://127.0.0.1:{host_port}"
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the forward to {address}:{port} did not listen")
+    wait_for(lambda: accepts(host_port), f"the forward to {address}:{port} on the host")
+    return f"http://127.0.0.1:{host_port}"
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(ready: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not listen within {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def crictl(layout: NodeLayout, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
