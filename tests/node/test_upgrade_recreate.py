@@ -10,7 +10,7 @@ import pytest
 
 from cluster.local.release import upgrade
 from cluster.node.platform import upgrade_flags
-from tests_node_helpers import ray_nodes_alive
+from tests_node_helpers import ray_nodes_alive, settled_pods
 
 pytestmark = pytest.mark.node
 # No dots: `--set` would read them as nesting.
@@ -20,7 +20,7 @@ LABEL = "rollout"
 def test_upgrade_replaces_running_containers_and_the_new_ones_join(real_release) -> None:
     name = real_release.ray_cluster()["metadata"]["name"]
     selector = f"ray.io/cluster={name}"
-    before = {p["metadata"]["uid"]: p for p in real_release.pods(selector)}
+    before = {p["metadata"]["uid"]: p for p in settled_pods(real_release, selector)}
     old_containers = {s["containerID"] for p in before.values()
                       for s in p["status"]["containerStatuses"]}
     nonce = f"r{int(time.time())}"

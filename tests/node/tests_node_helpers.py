@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 
 def ray_status(real_release) -> str:
@@ -20,3 +22,20 @@ def ray_nodes_alive(real_release) -> int:
 def live_nodes(status: str) -> int:
     live = status.split("Active:", 1)[1].split("Pending:", 1)[0]
     return sum(int(count) for count in re.findall(r"^\s+(\d+) \S+\s*$", live, re.M))
+
+
+def settled_pods(real_release, selector: str, timeout: float = 600) -> list[dict[str, Any]]:
+    """The pods of `selector` once every container in them has started and is ready. A pod the
+    operator has just (re)created has containers without an ID yet; reading it then would
+    compare nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = real_release.pods(selector)
+        statuses = [s for p in pods for s in p["status"].get("containerStatuses") or [{}]]
+        if pods and all(s.get("containerID") and s.get("ready") for s in statuses):
+            return pods
+        assert time.monotonic() < deadline, [
+            (p["metadata"]["name"], p["status"].get("phase"),
+             [(s.get("name"), s.get("state")) for s in p["status"].get("containerStatuses") or []])
+            for p in pods]
+        time.sleep(3)
