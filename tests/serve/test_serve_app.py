@@ -138,6 +138,18 @@ def test_post_bad_input_is_a_400_naming_the_parameter(sd_app, kwargs, parameter)
     assert r.json()["parameter"] == parameter
 
 
+def test_a_request_to_an_idle_replica_skips_the_batch_wait(sd_app):
+    """One request at a time: each finds the replica idle and runs as a pipeline call of one
+    without entering the batch queue, so batch_wait_timeout_s is never added to it."""
+    before = _info(sd_app)
+    for i in range(3):
+        _png(requests.get(f"{sd_app}/imagine", params={"prompt": f"lone {i}", "seed": i,
+                                                       **SMALL}, timeout=60), 64)
+    after = _info(sd_app)
+    assert after["model"]["direct"] - before["model"]["direct"] == 3
+    assert _counts_delta(before, after, "batch_size_counts") == {1: 3}
+
+
 def test_concurrent_requests_are_batched(sd_app):
     before = _info(sd_app)
     n = 8

@@ -46,7 +46,8 @@ cache_dir             str|null     null      where hub downloads are cached (def
                                              the HF cache, HF_HOME)
 max_batch_size        int          4         most requests per @serve.batch call (1-64;
                                              1 switches batching off)
-batch_wait_timeout_s  float        0.1       how long a batch waits to fill (0-10 s)
+batch_wait_timeout_s  float        0.1       how long a batch waits to fill (0-10 s);
+                                             a request to an idle replica never waits
 torch_threads         int|null     null      torch CPU threads of the replica (1-256);
                                              null keeps Ray's setting (OMP_NUM_THREADS =
                                              the replica's num_cpus)
