@@ -84,16 +84,17 @@ release: $(HARNESS_VENV) tools-helm tools-release ## package, sign (OpenPGP prov
 release-local: $(HARNESS_VENV) tools-helm tools-release ## release on loopback (registry with TLS and auth, HTTPS chart repository, throwaway keys), then pull --verify and cosign verify with helm 3 and 4; SERVE=1 keeps them up until Ctrl-C
 	$(PY) -m release.local_release $(if $(SERVE),--serve)
 
-bench-cluster: setup ## seconds from helm install to RayCluster ready on a fresh local cluster: dev.yaml and a 100-worker group
+bench-cluster: setup ## simulated nodes: helm install to RayCluster ready, dev.yaml and a 100-worker group; real node: helm install to every container ready and to ray status listing every worker, images just imported and warm
 	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))
+	$(PY) -m cluster.node.bench
 
 serve: $(VENV)/.installed ## the Stable Diffusion app on a local Ray (tiny random pipeline, CPU) until Ctrl-C or SIGTERM, then every Ray process it started is stopped [VALUES=overlay.yaml]
 	@test -x .tools/bin/helm4 || $(MAKE) --no-print-directory tools
 	$(PY) -m serving $(if $(VALUES),--values $(VALUES))
 
-bench-serve: setup ## cold start to the first image, served vs direct and batching on/off (tiny model, local Ray) at concurrency 1/4/8; then through the operator-deployed RayService on the local cluster vs the pipeline called directly
+bench-serve: setup ## cold start to the first image, served vs direct and batching on/off (tiny model, local Ray) at concurrency 1/4/8; then through the operator-deployed RayService in containers on the real node vs the pipeline called directly in the replica's container, batching on and off
 	$(PY) -m serving.bench
-	$(PY) -m cluster.local.bench_serve
+	$(PY) -m cluster.node.bench_serve
 
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
 # or KUBECONFIG's cluster; CLUSTER=local|kind forces one.

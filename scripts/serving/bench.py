@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any, Dict, List
 import requests
 
 from serving import serve_api
+from serving.direct_pipeline import Direct
 from serving.local_ray import LocalRay
 from serving.tiny_model import build_tiny_pipeline
 
@@ -82,35 +82,6 @@ def run_case(base, concurrency, n, params, time_limit_s):
         "p99_ms": 1000 * percentile(latencies, 99),
         "mean_batch": (sum(k * v for k, v in delta.items()) / batches) if batches else 0.0,
     }
-
-
-class Direct:
-    """The replica's pipeline called in this process: no Ray, no HTTP, the same work per image."""
-
-    def __init__(self, model_dir: str, threads: int, params: Dict[str, Any], guidance: float):
-        import torch
-        from diffusers import StableDiffusionPipeline
-
-        self.torch, self.threads, self.params, self.guidance = torch, threads, params, guidance
-        self.pipe = StableDiffusionPipeline.from_pretrained(model_dir, torch_dtype=torch.float32,
-                                                            local_files_only=True)
-        self.pipe.set_progress_bar_config(disable=True)
-        self.images_per_s(2, 2)  # warm-up, unmeasured
-
-    def images_per_s(self, images: int, batch: int) -> float:
-        torch = self.torch
-        torch.set_num_threads(self.threads)
-        size, steps = self.params["img_size"], self.params["steps"]
-        started, done = time.perf_counter(), 0
-        while done < images:
-            out = self.pipe([f"bench {done + i}" for i in range(batch)], height=size, width=size,
-                            num_inference_steps=steps, guidance_scale=self.guidance,
-                            generator=[torch.Generator("cpu").manual_seed(done + i)
-                                       for i in range(batch)])
-            for image in out.images:
-                image.save(io.BytesIO(), format="PNG")
-            done += batch
-        return done / (time.perf_counter() - started)
 
 
 def set_batching(ray: LocalRay, config: Dict[str, Any], max_batch_size: int) -> None:

@@ -1,9 +1,10 @@
 """Reading Ray's own view of the cluster from inside its head container."""
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
+
+from cluster.node.ray_status import live_nodes
 
 
 def ray_status(real_release) -> str:
@@ -17,11 +18,6 @@ def ray_nodes_alive(real_release) -> int:
     """How many live nodes `ray status` lists: its Active and Idle sections count the nodes of
     each group ("1 cpu", "1 headgroup"); Pending and failed ones come after them."""
     return live_nodes(ray_status(real_release))
-
-
-def live_nodes(status: str) -> int:
-    live = status.split("Active:", 1)[1].split("Pending:", 1)[0]
-    return sum(int(count) for count in re.findall(r"^\s+(\d+) \S+\s*$", live, re.M))
 
 
 def settled_pods(real_release, selector: str, timeout: float = 600) -> list[dict[str, Any]]:

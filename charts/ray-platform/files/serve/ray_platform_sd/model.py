@@ -29,6 +29,7 @@ import asyncio
 import inspect
 import io
 import logging
+import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -292,6 +293,8 @@ class StableDiffusionModel:
 
     def info(self) -> Dict[str, Any]:
         return {
+            # The pod (or machine) of this replica: which one served, and where to look.
+            "host": socket.gethostname(),
             "loaded": self._pipe is not None,
             "loading": self._loading,
             "load_error": self._load_error,
