@@ -6,9 +6,9 @@ Tests that need one live thing per run run in one worker per live thing, one aft
 they would without xdist: tests/cluster (the local cluster), tests/serve (the Serve tests' local
 Ray), tests/e2e (a kind cluster) and tests/release (a registry, a chart repository and a local
 cluster of their own) are four such units, started first because they take
-longest; every other test goes to whichever worker is free. The local cluster's Ray head runs in
-a network namespace of its own and the Serve tests' Ray on random loopback ports, so the two
-units may run at the same time.
+longest; every other test goes to whichever worker is free. The local cluster runs no Ray (its
+nodes are simulated) and the Serve tests' Ray listens on random loopback ports, so the two units
+may run at the same time.
 """
 from __future__ import annotations
 

@@ -9,13 +9,13 @@ the submitter Job with its environment, a RayCronJob's RayJobs).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 import yaml
 
-from cluster.local import ray_head
 from cluster.local.release import Release, helm_in, install, ray_targets
 from harness.readiness import operator_secret_name
 from harness.render import parse_manifests
@@ -29,10 +29,14 @@ BASE = {"rayCluster": {"enabled": False}, "stableDiffusion": {"enabled": False}}
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 150) -> Any:
-    try:
-        return ray_head.wait_for(what, probe, timeout, interval=2)
-    except TimeoutError as late:
-        pytest.fail(f"{what} not there: {late}")
+    """probe() every 2 s until it returns something truthy; fails the test naming `what` and
+    the last answer when it does not within timeout."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not there after {timeout:.0f} s (last: {value!r})")
+        time.sleep(2)
+    return value
 
 
 def installed(local_cluster, namespace: str, tmp_path: Path, values: dict[str, Any]) -> list[dict[str, Any]]:

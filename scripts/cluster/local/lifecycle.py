@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Callable
 
-from cluster.local import controlplane, fleet, operator, ray_head
+from cluster.local import controlplane, fleet, operator
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
 
@@ -64,12 +64,10 @@ def down(layout: Layout, say: Say = _say) -> None:
     from cluster.node import node  # the real node, if this cluster has one
 
     node.down(layout, say)
-    heads = ray_head.stop_all(layout)
     stopped = operator.stop(layout)
     had_cluster = controlplane.exists(layout)
     controlplane.delete(layout)
     shutil.rmtree(layout.state_dir, ignore_errors=True)
-    say(f"local cluster: {f'stopped {heads} real Ray head(s), ' if heads else ''}"
-        f"{'stopped the operator and its network proxy, ' if stopped else ''}"
+    say(f"local cluster: {'stopped the operator, ' if stopped else ''}"
         f"{'deleted' if had_cluster else 'no'} cluster {layout.name}; "
         f"removed {layout.state_dir}")

@@ -2,13 +2,10 @@
 
 The operator authenticates as ServiceAccount kuberay-system/kuberay-operator, bound to the
 ClusterRole the operator ships (config/rbac/role.yaml of the pinned module), not as an admin.
-Its HTTP calls to Ray go where they go in a real cluster: the dashboard through the head
-Service's DNS name, the Serve proxy probe to the head pod's IP. The DNS names reach the
-cluster network proxy (network.py) through HTTP_PROXY, set for the operator's process only,
-which resolves them through the API to loopback pod IPs; pod IPs are loopback already. So no
-address outside 127.0.0.0/8 is contacted, and nothing on the machine (hosts file, resolver)
-changes. (The API server's own service and pod proxies, --use-kubernetes-proxy, refuse loopback
-endpoints, so they could never reach a Ray head on this machine.)
+On the simulated-node cluster no Ray runs behind a pod, so its HTTP calls to Ray (dashboard,
+Serve proxy probes) fail, and RayServices stay un-Ready there; tests/cluster checks only what
+the API server and the operator do with the chart's objects. Where Ray must really run, the
+operator runs as a pod beside it on the real node (cluster/node/operator_pod.py).
 """
 from __future__ import annotations
 
@@ -16,7 +13,6 @@ import base64
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -25,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from cluster.local import network, processes
+from cluster.local import processes
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
 from harness.tools import REPO
@@ -157,15 +153,6 @@ class OperatorFiles:
     def ports(self) -> Path:
         return self.layout.state_dir / "operator" / "ports.json"
 
-    @property
-    def network_pid(self) -> Path:
-        return self.layout.state_dir / "operator" / "network.pid"
-
-    @property
-    def network_log(self) -> Path:
-        """One line per HTTP request the operator made to Ray (network.py)."""
-        return self.layout.state_dir / "operator" / "network.log"
-
 
 def install(layout: Layout, kubectl: Kubectl) -> None:
     """CRDs and RBAC of the pinned operator module."""
@@ -180,17 +167,14 @@ def install(layout: Layout, kubectl: Kubectl) -> None:
 def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
           timeout: float = 60) -> None:
     files = OperatorFiles(layout)
-    if processes.running(files.pid) and processes.running(files.network_pid):
+    if processes.running(files.pid):
         return
-    # The operator's HTTP_PROXY names the network proxy's port: the two start together.
-    stop(layout)
     files.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     files.kubeconfig.write_text(json.dumps(
         operator_kubeconfig(layout.kubeconfig, service_account_token(kubectl)), indent=2))
     files.kubeconfig.chmod(0o600)
-    metrics, health, proxy = free_port(), free_port(), free_port()
-    files.ports.write_text(json.dumps({"metrics": metrics, "health": health, "network": proxy}))
-    start_network(layout, files, proxy)
+    metrics, health = free_port(), free_port()
+    files.ports.write_text(json.dumps({"metrics": metrics, "health": health}))
     argv = [
         str(layout.binary("kuberay-operator")),
         f"--kubeconfig={files.kubeconfig}",
@@ -204,36 +188,12 @@ def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
         f"--feature-gates={FEATURE_GATES}",
     ]
     env = layout.env()
-    # Go's HTTP client sends every non-loopback host to HTTP_PROXY (the dashboard's DNS name) and
-    # never a loopback one (the API server, pod IPs).
-    for key in ("HTTP_PROXY", "http_proxy"):
-        env[key] = f"http://127.0.0.1:{proxy}"
-    for key in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+    # A proxy of the caller's shell must not get the operator's calls to Ray pods.
+    for key in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
+                "ALL_PROXY", "all_proxy"):
         env.pop(key, None)
-    env["CLUSTER_DOMAIN"] = network.DEFAULT_CLUSTER_DOMAIN
     processes.start(argv, files.pid, files.log, env)
     wait_healthy(files, health, timeout)
-
-
-def start_network(layout: Layout, files: OperatorFiles, port: int, timeout: float = 30) -> None:
-    """The cluster network proxy (network.py) as a host process, with the admin kubeconfig."""
-    processes.stop(files.network_pid)
-    env = dict(layout.env())
-    env["PYTHONPATH"] = str(REPO / "scripts")
-    processes.start([sys.executable, "-m", "cluster.local.network",
-                     f"--kubeconfig={layout.kubeconfig}", f"--port={port}",
-                     f"--cluster-domain={network.DEFAULT_CLUSTER_DOMAIN}"],
-                    files.network_pid, files.network_log, env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not processes.running(files.network_pid):
-            raise RuntimeError(f"the cluster network proxy exited:\n{tail(files.network_log)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the cluster network proxy did not listen within {timeout:.0f} s")
 
 
 def wait_healthy(files: OperatorFiles, port: int, timeout: float) -> None:
@@ -260,6 +220,4 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def stop(layout: Layout) -> bool:
-    files = OperatorFiles(layout)
-    stopped = processes.stop(files.pid)
-    return processes.stop(files.network_pid) or stopped
+    return processes.stop(OperatorFiles(layout).pid)

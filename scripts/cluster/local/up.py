@@ -1,43 +1,19 @@
-"""What `make up` (cluster/node/platform.py) and the live tests share about the Stable Diffusion
-RayService: waiting until the operator reports it Ready, fetching a PNG from /imagine, its route
-prefix; and, for the simulated-node cluster's host-process Ray head (tests/cluster,
-`make bench-serve`), the values that point the app at the tiny pipeline on this machine."""
+"""What `make up` (cluster/node/platform.py), `make bench-serve` and the live tests share about
+the Stable Diffusion RayService: waiting until the operator reports it Ready, fetching a PNG from
+/imagine, its route prefix."""
 from __future__ import annotations
 
 import io
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Callable
 
-from cluster.local import ray_head
 from harness.readiness import (FAILED, READY, KubeFetcher, Target, TargetFailed, TimedOut,
                                rayservice_verdict)
-from harness.render import make_offline_copy
-from harness.tools import CHART_DIR
 
 IMAGE_SIZE = 64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def local_values(folder: Path) -> Path:
-    """A values file for a real Ray on this machine, written into folder: the model from the
-    tiny pipeline's folder (no model hub is reachable) and no runtime_env pip step (the Ray of
-    this machine runs from the virtualenv, which has the app's exact pins, as the Ray image has
-    in a cluster; there is no package index to reach from the head's network namespace)."""
-    path = folder / "local-cluster-values.yaml"
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# Written by cluster/local/up.py: what a real Ray head on this machine needs.\n"
-        "stableDiffusion:\n"
-        "  app:\n"
-        "    pip: []\n"
-        "  weights:\n"
-        "    source: local\n"
-        "    local:\n"
-        f"      path: {ray_head.TINY_MODEL_DIR}\n")
-    return path
 
 
 def wait_rayservice_ready(fetcher: KubeFetcher, name: str, namespace: str, timeout: float,
@@ -80,11 +56,6 @@ def imagine(serve_url: str, prefix: str = "", size: int = IMAGE_SIZE, steps: int
     if (width, height) != (size, size):
         raise RuntimeError(f"/imagine answered a {width}x{height} PNG, {size}x{size} was asked")
     return body
-
-
-def chart_copy(workdir: Path) -> Path:
-    """The chart without its remote operator dependency (the operator runs on the host)."""
-    return make_offline_copy(CHART_DIR, workdir)
 
 
 def serve_route_prefix(rayservice: dict) -> str:
