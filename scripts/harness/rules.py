@@ -16,8 +16,10 @@ from harness.pods import PodTemplate, ray_cluster_specs
 from harness.versions import MIN_RAY_VERSION_FOR_TOKEN_AUTH, SUPPORTED_KUBE_MINORS
 
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-# A RayCronJob's runs are RayJobs named <cron job>-<5 characters> (KubeRay v1.6.2).
-NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47, "RayCronJob": 41}
+# A RayCronJob's runs are RayJobs named <cron job>-<minutes since 1970>: KubeRay v1.7.0 refuses
+# RayCronJob names over 47 - 11 (v1.6.2 named runs <cron job>-<5 random characters>, and one tick
+# could start two of them: kuberay#4849).
+NAME_LIMITS = {"RayCluster": 53, "RayService": 47, "RayJob": 47, "RayCronJob": 36}
 # rayStartParams that describe resources; KubeRay refuses them next to a group's `resources` field.
 RESOURCE_START_PARAMS = ("num-cpus", "num-gpus", "memory", "resources")
 LEGACY_FT_HEAD_ENV = ("REDIS_PASSWORD", "RAY_REDIS_ADDRESS")

@@ -186,7 +186,8 @@ spec:
 
 {{/*
 Refusals JSON Schema cannot say, for one job: its name (DNS-1035, at most 47 characters for a
-RayJob, 41 for a RayCronJob whose runs' RayJobs get a 6-character suffix), a name another Ray
+RayJob; 36 for a RayCronJob: KubeRay 1.7 names each run's RayJob <name>-<minutes since 1970>
+so that a tick cannot start two runs, and refuses longer RayCronJob names), a name another Ray
 object of the release has, CPU or GPU among the entrypoint's custom resources, keys that only apply with a cluster of its own or with a schedule, a
 schedule the chart's operator would never run (its RayCronJob feature gate off), and what the
 operator rejects (retries of a job on an existing cluster, a TTL without shutdown).
@@ -197,7 +198,7 @@ call with: include "ray-platform.rayjob.check" (dict "root" $ "job" $job)
 {{- $job := .job }}
 {{- $values := index $root.Values.rayJobs $job.key }}
 {{- $key := printf "rayJobs.%s" $job.key }}
-{{- include "ray-platform.names.check" (dict "name" $job.name "max" (ternary 41 47 $job.cron) "kind" (ternary "RayCronJob" "RayJob" $job.cron) "key" (printf "%s.name" $key)) }}
+{{- include "ray-platform.names.check" (dict "name" $job.name "max" (ternary 36 47 $job.cron) "kind" (ternary "RayCronJob" "RayJob" $job.cron) "key" (printf "%s.name" $key)) }}
 {{- range $cluster := include "ray-platform.cluster.list" $root | fromYamlArray }}
 {{- if eq $cluster.name $job.name }}
 {{- fail (printf "%s.name: %q is also the name of %s's Ray cluster; their head Services (<name>-head-svc) would collide. Set %s.name to another name." $key $job.name $cluster.key $key) }}
