@@ -7,9 +7,10 @@ Every tool is a main package of a module pinned by a committed go.mod/go.sum:
   (k8s.io/kubernetes), etcd, kwok and kwokctl, helm 4 and helm 3, kind, chart-testing's ct;
 - tools/kuberay-operator/go.mod: the KubeRay operator, in a module of its own so that it keeps
   the k8s.io and controller-runtime releases its own go.mod names;
-- tools/node/<component>/go.mod: the real node's containerd, runc, CNI plugins, CoreDNS and
-  crictl, each in a module of its own (their dependency graphs disagree with the control
-  plane's); kubelet and kube-proxy come from tools/go.mod's k8s.io/kubernetes.
+- tools/node/<component>/go.mod: the real node's containerd, runc, CNI plugins, CoreDNS,
+  crictl and kube-router (the NetworkPolicy firewall), each in a module of its own (their
+  dependency graphs disagree with the control plane's); kubelet and kube-proxy come from
+  tools/go.mod's k8s.io/kubernetes.
 
 Each tool belongs to a group (`--group helm|control-plane|node|release`), so that a make target
 builds only what it uses.
@@ -143,7 +144,7 @@ def all_tools() -> list[Tool]:
 
 def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
     """The real node: kubelet and kube-proxy at the control plane's version, containerd v2, runc
-    with seccomp, the CNI plugins, CoreDNS and crictl."""
+    with seccomp, the CNI plugins, CoreDNS, crictl and kube-router's NetworkPolicy firewall."""
     def pin(component: str, module: str) -> str:
         return module_versions(NODE_DIR / component)[module]
 
@@ -157,6 +158,7 @@ def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
     cni = "github.com/containernetworking/plugins"
     coredns = "github.com/coredns/coredns"
     crictl = "sigs.k8s.io/cri-tools"
+    kube_router = "github.com/cloudnativelabs/kube-router/v2"
     return [
         *(Tool(name, TOOLS_DIR, f"k8s.io/kubernetes/cmd/{name}", kube_flags, group="node")
           for name in ("kubelet", "kube-proxy")),
@@ -175,6 +177,12 @@ def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
              (f"-X {coredns}/coremain.GitCommit={pin('coredns', coredns)}",), group="node"),
         Tool("crictl", NODE_DIR / "cri-tools", f"{crictl}/cmd/crictl",
              (f"-X {crictl}/pkg/version.Version={pin('cri-tools', crictl)}",), group="node"),
+        # The NetworkPolicy firewall. Its Makefile also sets BuildDate; a date would change the
+        # flags, and so force a rebuild, on every run: the version alone stops the "Malformed
+        # version" warning an empty one logs at start.
+        Tool("kube-router", NODE_DIR / "kube-router", f"{kube_router}/cmd/kube-router",
+             (f"-X {kube_router}/pkg/version.Version={pin('kube-router', kube_router)}",),
+             group="node"),
     ]
 
 

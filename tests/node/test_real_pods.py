@@ -126,14 +126,24 @@ def test_a_task_with_a_worker_only_resource_runs_on_the_worker(real_release) -> 
     assert answer["host"] == workers[answer["ip"]]
 
 
-def wrong_token_pod(real_release, fqdn: str) -> dict:
+def cluster_peer_labels(real_release, cluster_name: str) -> dict[str, str]:
+    """The labels the chart's within-cluster NetworkPolicy lets reach every port of the cluster:
+    the node enforces NetworkPolicies (kube-router), and a pod without them never reaches the
+    GCS, so its token would never be checked."""
+    policy = next(o for o in real_release.manifest if o["kind"] == "NetworkPolicy"
+                  and o["metadata"]["name"] == f"{cluster_name}-within-cluster")
+    return policy["spec"]["podSelector"]["matchLabels"]
+
+
+def wrong_token_pod(real_release, fqdn: str, labels: dict[str, str]) -> dict:
     image = real_release.cluster.images["ray"].reference
     restricted = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 100,
                   "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                   "seccompProfile": {"type": "RuntimeDefault"}}
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "wrong-token-worker", "namespace": real_release.namespace},
+        "metadata": {"name": "wrong-token-worker", "namespace": real_release.namespace,
+                     "labels": labels},
         "spec": {
             "restartPolicy": "Never",
             "nodeSelector": {"ray-platform.io/node": "real"},
@@ -149,12 +159,14 @@ def wrong_token_pod(real_release, fqdn: str) -> dict:
 
 
 def test_a_worker_with_a_wrong_token_is_refused(real_release) -> None:
-    """The same join as the chart's workers (head Service DNS name, GCS port), with a token that
-    is not the cluster's: the head refuses it and it never becomes a node of the cluster."""
+    """The same join as the chart's workers (head Service DNS name, GCS port), from a pod the
+    cluster's NetworkPolicies let in, with a token that is not the cluster's: the head refuses it
+    and it never becomes a node of the cluster."""
     name = real_release.ray_cluster()["metadata"]["name"]
     fqdn = f"{name}-head-svc.{real_release.namespace}.svc.cluster.local"
     before = ray_nodes_alive(real_release)
-    real_release.kubectl.apply([wrong_token_pod(real_release, fqdn)])
+    labels = cluster_peer_labels(real_release, name)
+    real_release.kubectl.apply([wrong_token_pod(real_release, fqdn, labels)])
     try:
         deadline = time.monotonic() + 240
         while True:

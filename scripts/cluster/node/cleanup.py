@@ -1,7 +1,9 @@
 """What a real node leaves on the machine, found and removed: its processes (every one whose
 command line names the node's folders or its containerd socket, and every process in its
-cgroups), its mounts (containers' root filesystems, volumes, the pods' network namespaces),
-its network namespace (with every iptables rule and interface in it) and its cgroups.
+cgroups; kube-proxy, kube-router and CoreDNS name a file there on theirs), its mounts
+(containers' root filesystems, volumes, the pods' network namespaces), its network namespace
+(with every interface, iptables rule and ipset in it: kube-proxy's and kube-router's rules are
+written there, never into the host's tables) and its cgroups.
 
 `leftovers` lists them (the test that `make down` left nothing asserts it is empty); `sweep`
 removes them, and runs before a node starts, so whatever a killed run left goes first."""

@@ -1,5 +1,6 @@
 """Start and stop the real node of a local cluster, in order: network namespace, API forwards,
-containerd (+ the images), kubelet, kube-proxy, CoreDNS; and forward a cluster port to the host.
+containerd (+ the images), kubelet, kube-proxy, kube-router's NetworkPolicy firewall, CoreDNS; and
+forward a cluster port to the host.
 
     python -m cluster.node.node leftovers --state-dir .tools/local  # what a node left, if anything
     python -m cluster.node.node down --state-dir .tools/local       # the node alone (make down
@@ -18,14 +19,15 @@ from typing import Callable, Sequence
 from cluster.local import processes
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
-from cluster.node import cleanup, cni, containerd, coredns, kube_proxy, kubelet, netns, pki
+from cluster.node import (cleanup, cni, containerd, coredns, kube_proxy, kube_router, kubelet,
+                          netns, pki)
 from cluster.node.layout import NODE_IP, NODE_NAME, NodeLayout
 from harness.tools import REPO, TOOLS_BIN
 from images.build import Built
 
 Say = Callable[[str], None]
 BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc",
-            "bridge", "host-local", "loopback", "portmap", "coredns", "crictl")
+            "bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "kube-router")
 FORWARD = [sys.executable, "-m", "cluster.node.forward"]
 
 
@@ -89,10 +91,12 @@ def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> 
     kubelet.start(layout)
     wait_node_ready(kubectl)
     kube_proxy.start(layout)
+    # Before CoreDNS and the operator: every pod after this point starts under enforced policies.
+    kube_router.start(layout, kubectl)
     coredns.start(layout, kubectl)
     say(f"real node: {NODE_NAME} Ready ({NODE_IP} in network namespace {layout.netns}, no route "
-        f"out): kubelet, containerd, runc, CNI bridge, kube-proxy, CoreDNS; "
-        f"up in {time.monotonic() - started:.0f} s")
+        f"out): kubelet, containerd, runc, CNI bridge, kube-proxy, kube-router (NetworkPolicies), "
+        f"CoreDNS; up in {time.monotonic() - started:.0f} s")
     return layout
 
 
@@ -161,7 +165,8 @@ def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
     left = cleanup.sweep(layout)
     if had_node:
         say(f"real node: stopped {NODE_NAME} (kubelet, containerd and its containers, kube-proxy, "
-            f"CoreDNS, forwards); removed its network namespace, mounts and cgroups"
+            f"kube-router, CoreDNS, forwards); removed its network namespace (with their iptables "
+            f"rules and ipsets), mounts and cgroups"
             + ("" if left.empty() else f"; could not remove: {left}"))
     return left
 
