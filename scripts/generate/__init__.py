@@ -7,6 +7,8 @@
 - chart_readme:    Chart.yaml, the overlays, the schema -> charts/ray-platform/README.md
 - dashboards:      Python code -> charts/ray-platform/files/dashboards/*.json
 - alert_table:     the rendered PrometheusRule -> README.md's alert table
+- reachability_table: the rendered NetworkPolicies (tests/node's release) -> README.md's
+                   reachability table
 - artifacthub:     CHANGELOG.md, values.yaml, keys/ray-platform-release.asc -> Chart.yaml's
                    artifacthub.io annotations
 
@@ -20,7 +22,8 @@ from types import ModuleType
 
 def generators() -> list[ModuleType]:
     """The generator modules, in the order `make generate` runs them."""
-    from generate import (alert_table, artifacthub, chart_readme, dashboards, schema,
-                          values_comments, values_docs)
+    from generate import (alert_table, artifacthub, chart_readme, dashboards, reachability_table,
+                          schema, values_comments, values_docs)
 
-    return [schema, values_comments, values_docs, chart_readme, dashboards, alert_table, artifacthub]
+    return [schema, values_comments, values_docs, chart_readme, dashboards, alert_table,
+            reachability_table, artifacthub]

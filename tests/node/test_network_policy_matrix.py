@@ -16,6 +16,7 @@ import pytest
 
 from cluster.local.release import helm_in, restricted_namespace, upgrade
 from cluster.node import platform, reachability
+from harness import netpol_parties
 from harness.tools import VALUES_DIR
 
 pytestmark = pytest.mark.node
@@ -56,7 +57,7 @@ def probes(real_release) -> Iterator[list[dict[str, Any]]]:
     """One probe pod per party; their labels come from the dev release's values, which the
     exposed overlay does not change."""
     kubectl = real_release.kubectl
-    parties = reachability.parties(release_values(real_release))
+    parties = netpol_parties.parties(release_values(real_release))
     existing = set(reachability.namespace_labels(kubectl))
     created = sorted({p.namespace for p in parties if p.namespace} - existing)
     kubectl.apply([restricted_namespace(name) for name in created])

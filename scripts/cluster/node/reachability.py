@@ -11,47 +11,20 @@ kube-router, or a drop). Ports that stopped listening while the probes ran are l
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from cluster.local.kubectl import Kubectl
 from cluster.node import node
 from cluster.node.layout import NODE_LABELS, NodeLayout
 from harness import netpol
+from harness.netpol_parties import Party
 from harness.tools import REPO
 
 PROBE_SCRIPT = REPO / "scripts" / "cluster" / "node" / "probe_connect.py"
 RESTRICTED = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 100,
               "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
               "seccompProfile": {"type": "RuntimeDefault"}}
-
-
-@dataclass(frozen=True)
-class Party:
-    """A probe pod: who it stands for, where it runs and the labels the policies look at."""
-
-    name: str
-    namespace: str  # "" = the release namespace
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-def parties(values: dict[str, Any]) -> list[Party]:
-    """One probe per party of values' networkPolicy, plus plain pods that no rule names."""
-    np = values["networkPolicy"]
-
-    def peer(name: str, key: str) -> Party:
-        return Party(name, np[key].get("namespace") or "", dict(np[key].get("podLabels") or {}))
-
-    client = peer("client", "clients")
-    return [
-        Party("plain", ""),
-        client,
-        Party("plain-other-ns", "probe-other"),
-        Party("client-other-ns", "probe-other", client.labels),
-        peer("prometheus", "prometheus"),
-        peer("ingress-controller", "ingressController"),
-        peer("operator", "operator"),
-    ]
 
 
 def probe_pod(party: Party, namespace: str, image: str) -> dict[str, Any]:
