@@ -84,9 +84,10 @@ release: $(HARNESS_VENV) tools-helm tools-release ## package, sign (OpenPGP prov
 release-local: $(HARNESS_VENV) tools-helm tools-release ## release on loopback (registry with TLS and auth, HTTPS chart repository, throwaway keys), then pull --verify and cosign verify with helm 3 and 4; SERVE=1 keeps them up until Ctrl-C
 	$(PY) -m release.local_release $(if $(SERVE),--serve)
 
-bench-cluster: setup ## simulated nodes: helm install to RayCluster ready, dev.yaml and a 100-worker group; real node: helm install to every container ready and to ray status listing every worker, images just imported and warm
+bench-cluster: setup ## simulated nodes: helm install to RayCluster ready, dev.yaml and a 100-worker group; real node: helm install to every container ready and to ray status listing every worker, images just imported and warm; the autoscaler (v1, v2): demand to the new worker's first task, idle to scale-down
 	$(PY) -m cluster.local.bench $(if $(WORKERS),--workers $(WORKERS))
 	$(PY) -m cluster.node.bench
+	$(PY) -m cluster.node.bench_autoscaler
 
 serve: $(VENV)/.installed ## the Stable Diffusion app on a local Ray (tiny random pipeline, CPU) until Ctrl-C or SIGTERM, then every Ray process it started is stopped [VALUES=overlay.yaml]
 	@test -x .tools/bin/helm4 || $(MAKE) --no-print-directory tools

@@ -1,0 +1,1 @@
+"""The Serve app values/examples/own-serve-app.yaml deploys from echo-app-<version>.zip."""
