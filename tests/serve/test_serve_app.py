@@ -139,8 +139,8 @@ def test_post_bad_input_is_a_400_naming_the_parameter(sd_app, kwargs, parameter)
 
 
 def test_a_request_to_an_idle_replica_skips_the_batch_wait(sd_app):
-    """One request at a time: each finds the replica idle and runs as a pipeline call of one
-    without entering the batch queue, so batch_wait_timeout_s is never added to it."""
+    """One request at a time: each finds the replica idle, and its batch (of one) starts without
+    waiting batch_wait_timeout_s for company that cannot come."""
     before = _info(sd_app)
     for i in range(3):
         _png(requests.get(f"{sd_app}/imagine", params={"prompt": f"lone {i}", "seed": i,

@@ -1,10 +1,10 @@
 """StableDiffusionModel: a diffusers text-to-image pipeline behind @serve.batch.
 
 All settings come from user_config (see config.py for every key).  A request that
-finds the replica idle (no other request in it) runs at once: waiting for company would
-only add batch_wait_timeout_s to its latency.  Requests that arrive while others are
-under way wait for a batch: those that arrive within batch_wait_timeout_s are run
-together, up to max_batch_size; a batch
+finds the replica idle (no other request in it) starts its batch at once: waiting for
+company would only add batch_wait_timeout_s to its latency.  Requests that arrive while
+others are under way wait for a batch: those that arrive within batch_wait_timeout_s are
+run together, up to max_batch_size; a batch
 holding different sizes, step counts or guidance scales is split into sub-batches of
 equal parameters.  Every request carries its own seed and its own CPU generator, so
 the same seed and parameters give the same start noise whatever batch it lands in: run
@@ -75,8 +75,8 @@ class StableDiffusionModel:
         self._loaded_at: Optional[float] = None
         # Held by the worker thread while it runs the pipeline and while it is replaced.
         self._pipe_lock = threading.Lock()
-        self._batch_sizes: Counter = Counter()  # pipeline calls by requests, direct ones too
-        self._direct = 0  # requests that found the replica idle and skipped the batch queue
+        self._batch_sizes: Counter = Counter()  # batches by their number of requests
+        self._direct = 0  # requests that found the replica idle: their batch did not wait
         self._in_flight = 0  # requests inside generate(); 0 means the replica is idle
         self._sub_batch_sizes: Counter = Counter()
         self._images = 0
@@ -175,9 +175,12 @@ class StableDiffusionModel:
         idle = self._in_flight == 0
         self._in_flight += 1
         try:
-            if idle:
-                self._direct += 1
-                return (await self._generate_jobs([job]))[0]
+            # Nobody to batch with: this request's batch starts at once. Serve reads the wait when
+            # a batch's first request comes off its queue, after this; a request that arrives
+            # meanwhile (not idle) sets the configured wait back, and they are batched together.
+            self._generate_batch.set_batch_wait_timeout_s(
+                0.0 if idle else self._cfg.batch_wait_timeout_s)
+            self._direct += idle
             return await self._generate_batch(job)
         except asyncio.CancelledError:  # Serve cancelled the request: stop its work
             job.cancelled = True
@@ -188,11 +191,6 @@ class StableDiffusionModel:
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.1)
     async def _generate_batch(self, jobs: List[Job]) -> List[Dict[str, Any]]:
-        return await self._generate_jobs(jobs)
-
-    async def _generate_jobs(self, jobs: List[Job]) -> List[Dict[str, Any]]:
-        """Runs jobs, a batch or a lone request, in pipeline calls of equal parameters. Calls
-        run one at a time (_pipe_lock): a batch formed while a direct call runs waits for it."""
         self._batch_sizes[len(jobs)] += 1
         groups: Dict[tuple, List[int]] = defaultdict(list)
         for i, job in enumerate(jobs):
