@@ -227,6 +227,32 @@ def test_ray_group_settings_reach_the_cluster_spec(ray_group_objects, helm_major
     assert "version" not in sd_spec.get("autoscalerOptions", {})
 
 
+AUTOSCALER_V1: dict[str, Any] = {
+    "rayCluster": {"autoscaler": {"version": "v1"}},
+    "stableDiffusion": {"autoscaler": {"version": "v1"}},
+    "rayJobs": {"etl": {"entrypoint": "python etl.py", "cluster": {"autoscaler": {"version": "v1"}}}},
+}
+
+
+def test_autoscaler_v1_is_the_heads_variable_on_every_cluster(renderer: Renderer, values_file,
+                                                               crds: CrdRegistry) -> None:
+    """Ray >= 2.48 started by KubeRay runs the v2 autoscaler unless the head's
+    RAY_enable_autoscaler_v2 says otherwise. KubeRay 1.6 sets nothing for autoscalerOptions.version
+    v1 (on the real node, v1 ran v2), 1.7 sets the variable to "false", and both refuse the field
+    and the variable together: v1 renders the variable alone, which both accept."""
+    path = values_file(AUTOSCALER_V1)
+    for major in HELM_MAJORS:
+        objects = renderer.render(RenderRequest((path,), major))
+        specs = [(where, spec) for obj in objects for where, spec, _ in ray_cluster_specs(obj)]
+        assert len(specs) == 3, [where for where, _ in specs]
+        for where, spec in specs:
+            assert spec["enableInTreeAutoscaling"] is True and "version" not in spec["autoscalerOptions"]
+            head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
+            flags = [e for e in head.get("env") or [] if e["name"] == rules.AUTOSCALER_V2_ENV]
+            assert flags == [{"name": rules.AUTOSCALER_V2_ENV, "value": "false"}], (where, flags)
+        assert not check_objects(objects, crds, [SUPPORTED_KUBE_MINORS[-1]])
+
+
 def test_unset_ray_group_settings_render_nothing(default_objects) -> None:
     for obj in default_objects:
         for _, spec, _ in ray_cluster_specs(obj):

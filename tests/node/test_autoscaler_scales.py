@@ -40,8 +40,11 @@ def test_the_autoscaler_adds_a_worker_for_demand_and_removes_it_when_idle(
         # The autoscaler runs as a container of the head pod, of the version asked for.
         sidecar = next(s for s in head["status"]["containerStatuses"] if s["name"] == "autoscaler")
         assert sidecar["ready"] and "running" in sidecar["state"], sidecar
+        # v1 and v2 as Ray sees them: the head's flag (v1's from the chart, v2's from the
+        # operator) and the autoscaler the GCS says runs (without the flag Ray 2.60 picks v2).
         env = {e["name"]: e.get("value") for e in container(head, "ray-head").get("env") or []}
-        assert (env.get("RAY_enable_autoscaler_v2") in {"1", "true"}) == (version == "v2"), env
+        assert env.get("RAY_enable_autoscaler_v2") == {"v1": "false", "v2": "true"}[version], env
+        assert autoscaling.running_version(real_cluster, namespace, CLUSTER) == version
         if version == "v2":  # what the operator requires of v2 and sets itself
             assert head["spec"]["restartPolicy"] == "Never"
         assert "--no-monitor" in " ".join(container(head, "ray-head").get("args") or [])

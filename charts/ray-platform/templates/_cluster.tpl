@@ -90,6 +90,15 @@ embed Grafana (_monitoring.tpl); the top-level and the head's own env replace it
 {{- $headEnv := include "ray-platform.pod.env" (dict "root" $root "group" $head "key" (printf "%s.head" $key) "extra" $headExtra) | fromYamlArray }}
 {{- include "ray-platform.cluster.checkGcsFaultTolerance" (dict "root" $root "cluster" $cluster "key" $key "headEnv" $headEnv) }}
 {{- include "ray-platform.cluster.checkAutoscaler" (dict "root" $root "cluster" $cluster "key" $key "headEnv" $headEnv) }}
+{{- /* autoscaler.version v1 as the head's RAY_enable_autoscaler_v2=false, after the check above
+(which refuses a user's variable next to a version). Ray >= 2.48 started by KubeRay runs the v2
+autoscaler unless that variable says otherwise; KubeRay 1.7 sets it to "false" itself for
+autoscalerOptions.version v1, but 1.6 sets nothing (so v1 ran v2), and both refuse the field and
+the variable together: the variable alone gives v1 on both. */}}
+{{- $autoscalerValues := default dict $cluster.autoscaler }}
+{{- if and $autoscalerValues.enabled (eq (toString $autoscalerValues.version) "v1") }}
+{{- $_ := set $headExtra "env" (concat (default list $headExtra.env) (list (dict "name" "RAY_enable_autoscaler_v2" "value" "false"))) }}
+{{- end }}
 {{- include "ray-platform.cluster.checkRayGroup" (dict "group" $head "key" (printf "%s.head" $key)) -}}
 rayVersion: {{ $root.Values.rayVersion | quote }}
 authOptions:
@@ -200,8 +209,9 @@ call with: include "ray-platform.cluster.autoscalerOptions" (dict "root" $ "auto
 {{- $autoscaler := .autoscaler }}
 {{- $securityContext := mergeOverwrite (deepCopy .root.Values.securityContext) (default dict $autoscaler.securityContext) -}}
 upscalingMode: {{ $autoscaler.upscalingMode }}
-{{- with $autoscaler.version }}
-version: {{ . }}
+{{- /* v1 is the head's RAY_enable_autoscaler_v2=false ("ray-platform.cluster.spec"). */}}
+{{- if eq (toString $autoscaler.version) "v2" }}
+version: v2
 {{- end }}
 idleTimeoutSeconds: {{ $autoscaler.idleTimeoutSeconds }}
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}

@@ -121,6 +121,25 @@ def wait_nodes_alive(cluster: RealCluster, namespace: str, name: str, count: int
         time.sleep(2)
 
 
+# Which autoscaler the cluster runs, as `ray kuberay-autoscaler` itself decides it: the flag the
+# head's GCS published at start (from RAY_enable_autoscaler_v2, or Ray's default under KubeRay).
+WHICH = """
+import ray
+from ray.autoscaler.v2.utils import is_autoscaler_v2
+ray.init(address="auto", logging_level="ERROR")
+print("v2" if is_autoscaler_v2(fetch_from_server=True) else "v1")
+"""
+
+
+def running_version(cluster: RealCluster, namespace: str, name: str) -> str:
+    head = head_pod(cluster, namespace, name)
+    answer = node.crictl(cluster.node, "exec", ray_status.container_id(head, "ray-head"),
+                         "python3", "-c", WHICH)
+    if answer.returncode != 0:
+        raise RuntimeError(f"which autoscaler runs:\n{answer.stdout}{answer.stderr}")
+    return answer.stdout.strip().splitlines()[-1]
+
+
 def scale_up(cluster: RealCluster, namespace: str, name: str) -> ScaleUp:
     """Run the driver in the head container; meanwhile read the RayCluster and its worker pods
     each second for the autoscaler's decision and the operator's pod (creationTimestamp has

@@ -62,6 +62,9 @@ def one_round(cluster: platform.RealCluster, chart: Path, folder: Path, version:
         platform.wait_clusters(cluster, manifest, namespace, autoscaling.DEADLINE,
                                lambda _line: None)
         autoscaling.wait_nodes_alive(cluster, namespace, CLUSTER, 1 + autoscaling.MIN_REPLICAS)
+        runs = autoscaling.running_version(cluster, namespace, CLUSTER)
+        if runs != version:
+            raise RuntimeError(f"autoscaler.version {version}, but Ray runs {runs}")
         up = autoscaling.scale_up(cluster, namespace, CLUSTER)
         down = autoscaling.scale_down(cluster, namespace, CLUSTER, up.done)
         decisions = autoscaling.autoscaler_decisions(cluster, namespace, CLUSTER)
