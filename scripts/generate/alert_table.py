@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 
-from generate.generated_file import check_flag, marker, write_or_check
+from generate.generated_file import between_markers, check_flag, marker, write_or_check
 from harness.monitoring import alerts
 from harness.render import Renderer, RenderRequest, load_yaml
 from harness.tools import CHART_DIR, REPO
@@ -54,11 +54,7 @@ def table() -> str:
 
 
 def updated(readme: str, generated: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"{README} lacks the alert table markers {START!r} ... {END!r}")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{generated}\n{END}{tail}"
+    return between_markers(readme, START, END, generated, README, "alert table")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,17 @@ def write_or_check(target: Path, wanted: str, check: bool) -> int:
     return 0
 
 
+def between_markers(document: str, start: str, end: str, generated: str, where: Path,
+                    what: str, end_indent: str = "") -> str:
+    """document with what lies between its start and end markers replaced by generated (the end
+    marker indented by end_indent, for a block inside a list item)."""
+    if start not in document or end not in document:
+        raise SystemExit(f"{where} lacks the {what} markers {start!r} ... {end!r}")
+    head, rest = document.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{generated}\n{end_indent}{end}{tail}"
+
+
 def check_flag(description: str, argv: list[str] | None) -> bool:
     """Parse a generator's command line (only `--check`); True when checking."""
     import argparse

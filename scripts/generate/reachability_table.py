@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from generate.generated_file import check_flag, marker, write_or_check
+from generate.generated_file import between_markers, check_flag, marker, write_or_check
 from harness import helm, netpol
 from harness.netpol_parties import Party, parties
 from harness.render import RENDER_ENV, make_offline_copy, parse_manifests
@@ -191,11 +191,8 @@ def table() -> str:
 
 
 def updated(readme: str, generated: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"{README} lacks the reachability table markers {START!r} ... {END!r}")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{generated}\n{INDENT}{END}{tail}"
+    return between_markers(readme, START, END, generated, README, "reachability table",
+                           end_indent=INDENT)
 
 
 def main(argv: list[str] | None = None) -> int:

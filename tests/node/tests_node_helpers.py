@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cluster.node.platform import containers_ready
 from cluster.node.ray_status import live_nodes
 
 
@@ -27,8 +28,7 @@ def settled_pods(real_release, selector: str, timeout: float = 600) -> list[dict
     deadline = time.monotonic() + timeout
     while True:
         pods = real_release.pods(selector)
-        statuses = [s for p in pods for s in p["status"].get("containerStatuses") or [{}]]
-        if pods and all(s.get("containerID") and s.get("ready") for s in statuses):
+        if containers_ready(pods):
             return pods
         assert time.monotonic() < deadline, [
             (p["metadata"]["name"], p["status"].get("phase"),

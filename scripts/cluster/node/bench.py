@@ -12,29 +12,19 @@ starts cold and leaves no image copy behind.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from cluster.local import lifecycle
-from cluster.local.controlplane import Layout
 from cluster.local.release import uninstall
 from cluster.node import platform, ray_status
-from cluster.node.layout import NodeLayout
 from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, VALUES_DIR
 
 NAMESPACE = "bench-node"
 Say = Callable[[str], None]
-
-
-def pods_ready(pods: list[dict[str, Any]]) -> bool:
-    """Every container of every pod started (an ID) and ready from its probes."""
-    statuses = [s for p in pods for s in p["status"].get("containerStatuses") or [{}]]
-    return bool(pods) and all(s.get("containerID") and s.get("ready") for s in statuses)
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float, interval: float = 1) -> None:
@@ -48,7 +38,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float, interval: f
 def every_worker_listed(cluster: platform.RealCluster, name: str) -> bool:
     pods = cluster.kubectl.get("pods", "-n", NAMESPACE, "-l", f"ray.io/cluster={name}")["items"]
     heads = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "head"]
-    if len(heads) != 1 or not pods_ready(heads):
+    if len(heads) != 1 or not platform.containers_ready(heads):
         return False
     answer = ray_status.ray_status(cluster.node, heads[0])
     return (answer.returncode == 0 and "Active:" in answer.stdout
@@ -60,7 +50,8 @@ def one_install(cluster: platform.RealCluster, chart: Path, say: Say) -> tuple[f
     started = time.monotonic()
     manifest = platform.install_release(cluster, release)
     platform.wait_clusters(cluster, manifest, NAMESPACE, 1200, lambda _line: None)
-    wait_until(lambda: pods_ready(cluster.kubectl.get("pods", "-n", NAMESPACE)["items"]),
+    wait_until(lambda: platform.containers_ready(
+        cluster.kubectl.get("pods", "-n", NAMESPACE)["items"]),
                "every container of the release ready", 600)
     containers = time.monotonic() - started
     for ray_cluster in cluster.kubectl.get("rayclusters", "-n", NAMESPACE)["items"]:
@@ -85,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     say = lambda line: print(line, flush=True)  # noqa: E731 - one-liner
     with tempfile.TemporaryDirectory(prefix="ray-platform-bench-node-") as workdir:
-        layout = Layout(state_dir=Path(workdir) / "state", name="ray-platform-bench-node")
-        store = NodeLayout(layout).containerd_root
-        shutil.rmtree(store, ignore_errors=True)
         started = time.monotonic()
-        try:
-            cluster = platform.start(layout, say=lambda line: say(f"  {line}"))
+        with platform.cluster_of_its_own(Path(workdir), "ray-platform-bench-node",
+                                         lambda line: say(f"  {line}"),
+                                         lambda _line: None) as cluster:
             say(f"control plane, real node (images imported into an empty store) and operator "
                 f"pod: {time.monotonic() - started:.1f} s")
             chart = make_offline_copy(CHART_DIR, Path(workdir) / "chart")
@@ -98,9 +87,6 @@ def main(argv: list[str] | None = None) -> int:
             for round_ in range(args.rounds):
                 say(f"install {round_ + 1} ({'images just imported' if round_ == 0 else 'warm'}):")
                 rows.append(one_install(cluster, chart, say))
-        finally:
-            lifecycle.down(layout, say=lambda _line: None)
-            shutil.rmtree(store, ignore_errors=True)
     print("\n| install | helm install -> every container ready | -> ray status lists every "
           "worker |")
     print("|---|---|---|")

@@ -19,7 +19,6 @@ work: the numbers are this machine's.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -29,11 +28,8 @@ from typing import Callable
 
 import yaml
 
-from cluster.local import lifecycle
-from cluster.local.controlplane import Layout
 from cluster.local.release import restricted_namespace, uninstall
 from cluster.node import autoscaling, platform
-from cluster.node.layout import NodeLayout
 from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, VALUES_DIR
 
@@ -88,12 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda line: print(line, flush=True)  # noqa: E731 - one-liner
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ray-platform-bench-autoscaler-") as workdir:
-        layout = Layout(state_dir=Path(workdir) / "state", name="ray-platform-bench-autoscaler")
-        store = NodeLayout(layout).containerd_root
-        shutil.rmtree(store, ignore_errors=True)
         started = time.monotonic()
-        try:
-            cluster = platform.start(layout, say=lambda line: say(f"  {line}"), image_names=IMAGES)
+        with platform.cluster_of_its_own(Path(workdir), "ray-platform-bench-autoscaler",
+                                         lambda line: say(f"  {line}"), lambda _line: None,
+                                         IMAGES) as cluster:
             say(f"control plane, real node and operator pod: {time.monotonic() - started:.1f} s")
             chart = make_offline_copy(CHART_DIR, Path(workdir) / "chart")
             for round_ in range(args.rounds):
@@ -101,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"round {round_ + 1}, autoscaler {version}:")
                     rows.append(one_round(cluster, chart, Path(workdir), version,
                                           args.idle_timeout, say))
-        finally:
-            lifecycle.down(layout, say=lambda _line: None)
-            shutil.rmtree(store, ignore_errors=True)
     print(f"\nidleTimeoutSeconds {args.idle_timeout}; seconds from the demand (a placement group "
           "of two 1-CPU bundles on distinct nodes, one 1-CPU worker running) and from idle:\n")
     print("| autoscaler | demand -> replicas raised | -> pod created | -> first task on the new "

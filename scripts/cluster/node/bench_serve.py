@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,12 +29,9 @@ from typing import Any, Callable
 
 import requests
 
-from cluster.local import lifecycle
-from cluster.local.controlplane import Layout
 from cluster.local.release import objects_of_kind
 from cluster.local.up import serve_route_prefix
 from cluster.node import node, platform
-from cluster.node.layout import NodeLayout
 from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, REPO, VALUES_DIR
 from serving.bench import model_info, run_case
@@ -118,11 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - one-liner
 
     with tempfile.TemporaryDirectory(prefix="ray-platform-bench-serve-") as workdir:
-        layout = Layout(state_dir=Path(workdir) / "state", name="ray-platform-bench-serve")
-        store = NodeLayout(layout).containerd_root
-        shutil.rmtree(store, ignore_errors=True)
-        try:
-            cluster = platform.start(layout, say=say)
+        with platform.cluster_of_its_own(Path(workdir), "ray-platform-bench-serve", say,
+                                         say) as cluster:
             chart = make_offline_copy(CHART_DIR, Path(workdir) / "chart")
             release = platform.release_for(cluster, chart, (VALUES_DIR / "dev.yaml",), NAMESPACE)
             manifest = platform.install_release(cluster, release)
@@ -141,9 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             platform.install_release(cluster, off)
             wait_batch_size(base, 1)
             rows += measure(cluster, base, args, params, "off", say)
-        finally:
-            lifecycle.down(layout, say=say)
-            shutil.rmtree(store, ignore_errors=True)
     print(f"\nthrough the RayService the operator deployed on the real node (Serve proxy in a "
           f"container, the Serve Service forwarded to this machine); img_size {args.img_size}, "
           f"steps {args.steps}, {args.requests} requests per case, median of {args.rounds} rounds; "

@@ -10,6 +10,7 @@ from cluster.local import processes
 from cluster.local.kubectl import Kubectl
 from cluster.node import netns, pki
 from cluster.node.layout import CLUSTER_DOMAIN, NODE_IP, NodeLayout
+from cluster.node.rbac import user_cluster_role
 from harness.tools import TOOLS_BIN
 
 COMPONENT = "coredns"
@@ -17,19 +18,11 @@ USER = "system:ray-platform:coredns"
 
 
 def rbac() -> list[dict]:
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": "ray-platform:coredns"},
-            "rules": [{"apiGroups": [""], "resources": ["services", "namespaces", "pods"],
-                       "verbs": ["list", "watch"]},
-                      {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-                       "verbs": ["list", "watch"]}]}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "ray-platform:coredns"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                           "name": "ray-platform:coredns"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                             "name": USER}]}
-    return [role, binding]
+    return user_cluster_role("ray-platform:coredns", USER, [
+        {"apiGroups": [""], "resources": ["services", "namespaces", "pods"],
+         "verbs": ["list", "watch"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+         "verbs": ["list", "watch"]}])
 
 
 def corefile(kubeconfig: str) -> str:

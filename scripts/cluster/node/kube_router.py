@@ -17,6 +17,7 @@ from cluster.local import processes
 from cluster.local.kubectl import Kubectl
 from cluster.node import netns, pki
 from cluster.node.layout import NODE_NAME, SERVICE_CIDR, NodeLayout
+from cluster.node.rbac import user_cluster_role
 from harness.tools import TOOLS_BIN
 
 COMPONENT = "kube-router"
@@ -40,15 +41,7 @@ def rbac() -> list[dict]:
               "verbs": ["list", "watch"]},
              {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
               "verbs": ["list", "watch"]}]
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": "ray-platform:kube-router"}, "rules": rules}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "ray-platform:kube-router"},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                           "name": "ray-platform:kube-router"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                             "name": USER}]}
-    return [role, binding]
+    return user_cluster_role("ray-platform:kube-router", USER, rules)
 
 
 def arguments(kubeconfig: str) -> list[str]:

@@ -5,11 +5,13 @@ RayService Ready, a PNG from /imagine through the Serve Service, and `helm test`
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import yaml
 
@@ -79,6 +81,22 @@ def start(layout: Layout, say: Say, image_names: Sequence[str] | None = None) ->
     return RealCluster(layout, node_layout, kubectl, built)
 
 
+@contextmanager
+def cluster_of_its_own(workdir: Path, name: str, say: Say, down_say: Say,
+                       image_names: Sequence[str] | None = None) -> Iterator[RealCluster]:
+    """A local cluster with a real node (start()) whose image store is emptied before and removed
+    after: what the benchmarks use, so that every run imports its images and none leaves a copy
+    behind (each store holds several GB)."""
+    layout = Layout(state_dir=workdir / "state", name=name)
+    store = NodeLayout(layout).containerd_root
+    shutil.rmtree(store, ignore_errors=True)
+    try:
+        yield start(layout, say, image_names)
+    finally:
+        lifecycle.down(layout, say=down_say)
+        shutil.rmtree(store, ignore_errors=True)
+
+
 def release_for(cluster: RealCluster, chart: Path, values: Sequence[Path],
                 namespace: str = NAMESPACE, name: str = RELEASE) -> Release:
     generated = images_values(cluster.layout.state_dir, cluster.images)
@@ -111,6 +129,12 @@ def wait_clusters(cluster: RealCluster, manifest: list[dict], namespace: str, ti
     fetcher = KubeFetcher(str(cluster.layout.kubeconfig))
     wait_until_ready(ray_targets(fetcher, manifest, namespace), fetcher, timeout=timeout,
                      interval=2, report=say)
+
+
+def containers_ready(pods: list[dict]) -> bool:
+    """Every container of every pod started (it has an ID) and is ready from its probes."""
+    statuses = [s for p in pods for s in p["status"].get("containerStatuses") or [{}]]
+    return bool(pods) and all(s.get("containerID") and s.get("ready") for s in statuses)
 
 
 def service_ip(kubectl: Kubectl, name: str, namespace: str) -> str:
