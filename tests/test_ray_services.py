@@ -206,7 +206,7 @@ def test_two_services_side_by_side(render, two_services) -> None:
     assert set(budgets) >= {"ray-platform-echo-head", "ray-platform-llm-head",
                             "ray-platform-echo-worker-cpu", "ray-platform-llm-worker-cpu"}
     assert budgets["ray-platform-llm-worker-cpu"]["spec"]["selector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "ray-platform", "app.kubernetes.io/instance": "ray-platform",
+        "app.kubernetes.io/part-of": "ray-platform", "app.kubernetes.io/instance": "ray-platform",
         "app.kubernetes.io/component": "rayservice-llm", "ray-platform.io/node-type": "worker",
         "ray-platform.io/group": "cpu"}
     # The Stable Diffusion helpers still find the Stable Diffusion service among others.

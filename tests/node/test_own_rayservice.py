@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from cluster.local.release import restricted_namespace
+from cluster.local.release import helm_in, restricted_namespace
 from cluster.node import platform
 from cluster.node.layout import NODE_LABELS
 from harness.render import make_offline_copy
@@ -212,3 +212,26 @@ def test_sentiment_answers_with_the_pip_installed_package(text) -> None:
     assert set(scores) == {"neg", "neu", "pos", "compound"} and scores["compound"] > 0.5, scores
     status, body = post(text, "/sentiment", "this is a terrible, awful failure")
     assert json.loads(body)["compound"] < -0.5, body
+
+
+def test_its_head_service_follows_the_active_cluster_and_helm_test_reaches_it(text) -> None:
+    """KubeRay's stable <service>-head-svc (what `helm test`'s dashboard check, an Ingress for the
+    dashboard of a RayService and `kubectl port-forward` use) selects app.kubernetes.io/name=
+    kuberay whatever the pod template says; the chart's Ray pods keep that label, so the active
+    cluster's head is its endpoint and the chart's helm test reaches the dashboard through it."""
+    status = text.get("rayservice", SERVICE, "-n", NAMESPACE)["status"]
+    head = text.head_pod(status["activeServiceStatus"]["rayClusterName"])
+    assert head["metadata"]["labels"]["app.kubernetes.io/name"] == "kuberay", head["metadata"]
+    service = f"{SERVICE}-head-svc"
+    endpoints = wait_for(f"an endpoint behind {service}", lambda: [
+        e for s in text.items("endpointslices", f"kubernetes.io/service-name={service}")
+        for e in s.get("endpoints") or []], timeout=120)
+    assert [e["targetRef"]["name"] for e in endpoints] == [head["metadata"]["name"]], endpoints
+    # (No --logs: it reads the Pods' logs through the API server, which cannot reach this
+    # node's kubelet; a failed check fails the Pod and so `helm test`.)
+    result = helm_in(text.cluster.layout.kubeconfig, "test", RELEASE, "-n", NAMESPACE,
+                     "--timeout", "10m", major=4, timeout=700)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Among them the check of this RayService's dashboard (http://<service>-head-svc:8265: 401
+    # without a token), which found no endpoint while the chart labelled its pods ray-platform.
+    assert f"{RELEASE}-ray-platform-test-dashboard-text" in result.stdout, result.stdout

@@ -110,28 +110,28 @@ def cluster_token(real_release, head: dict[str, Any]) -> str:
     return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
-def head_service_endpoint(real_release, cluster: str) -> dict[str, Any] | None:
-    """The one endpoint of a RayCluster's head Service. KubeRay makes it headless (no cluster
-    IP): clients reach the address its EndpointSlice lists, as cluster DNS answers them."""
+def head_service_endpoints(real_release, service: str) -> list[dict[str, Any]]:
+    """The endpoints of a head Service. KubeRay makes it headless (no cluster IP): clients reach
+    the address its EndpointSlice lists, as cluster DNS answers them."""
     slices = real_release.get("endpointslices", "-n", real_release.namespace, "-l",
-                              f"kubernetes.io/service-name={cluster}-head-svc")["items"]
-    endpoints = [e for s in slices for e in s.get("endpoints") or []]
-    return endpoints[0] if len(endpoints) == 1 else None
+                              f"kubernetes.io/service-name={service}")["items"]
+    return [e for s in slices for e in s.get("endpoints") or []]
 
 
 @pytest.fixture(scope="module")
 def dashboard_url(real_release, serve) -> str:
-    """The dashboard port of the active cluster's head Service. (Not the RayService's stable
-    <name>-head-svc: KubeRay v1.6.2 gives that one the selector app.kubernetes.io/name=kuberay,
-    which the chart's pods, labelled ray-platform, do not match; it has no endpoint.)"""
+    """The dashboard port of the RayService's stable head Service, <name>-head-svc, which KubeRay
+    points at the active cluster's head (it selects app.kubernetes.io/name=kuberay, the label the
+    chart leaves on Ray pods): its one endpoint is that head."""
     active, _ = clusters(rayservice(real_release, serve)["status"])
-    endpoint = wait_for("one endpoint behind the head Service",
-                        lambda: head_service_endpoint(real_release, active), timeout=120)
+    endpoints = wait_for("one endpoint behind the RayService's head Service",
+                         lambda: head_service_endpoints(real_release, f"{serve.name}-head-svc"),
+                         timeout=120)
     head = real_release.head_pod(active)
-    assert endpoint["targetRef"]["name"] == head["metadata"]["name"], endpoint
-    assert endpoint["addresses"] == [head["status"]["podIP"]], endpoint
-    return node.expose(real_release.cluster.node, "lifecycle-dashboard", endpoint["addresses"][0],
-                       DASHBOARD_PORT)
+    assert [e["targetRef"]["name"] for e in endpoints] == [head["metadata"]["name"]], endpoints
+    assert endpoints[0]["addresses"] == [head["status"]["podIP"]], endpoints
+    address = endpoints[0]["addresses"][0]
+    return node.expose(real_release.cluster.node, "lifecycle-dashboard", address, DASHBOARD_PORT)
 
 
 @pytest.mark.parametrize("token, expected", [(None, 401), ("not-the-cluster-token", 403),

@@ -39,9 +39,10 @@ call with: include "ray-platform.pod.template" (dict "root" $ "group" $group "ke
 {{- $envFrom := concat (default list $root.Values.envFrom) (default list $group.envFrom) }}
 {{- $added := include "ray-platform.pod.addedContainers" (dict "root" $root "group" $group "key" $key "volumes" $volumes) | fromYaml }}
 {{- $claims := include "ray-platform.pod.resourceClaims" (dict "root" $root "group" $group "key" $key) | fromYamlArray -}}
+{{- include "ray-platform.labels.checkReserved" (dict "labels" $group.labels "key" (printf "%s.labels" $key)) }}
 metadata:
   labels:
-    {{- include "ray-platform.labels.pod" $root | nindent 4 }}
+    {{- include "ray-platform.labels.rayPod" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
     ray-platform.io/node-type: {{ .nodeType }}
     {{- with .groupName }}

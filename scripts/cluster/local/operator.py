@@ -153,6 +153,25 @@ class OperatorFiles:
     def ports(self) -> Path:
         return self.layout.state_dir / "operator" / "ports.json"
 
+    @property
+    def resolv_conf(self) -> Path:
+        return self.layout.state_dir / "operator" / "resolv.conf"
+
+
+# The operator calls each Ray head at <cluster>-head-svc.<ns>.svc.cluster.local, a name only the
+# real node's cluster DNS knows; on the host such a lookup would go to the machine's resolver, an
+# address outside the project's namespaces. The operator gets a resolver on loopback where
+# nothing listens, so the lookup fails at once and no query leaves the machine's loopback.
+LOOPBACK_RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+
+def with_loopback_resolver(argv: list[str], resolv_conf: Path) -> list[str]:
+    """argv in a mount namespace of its own whose /etc/resolv.conf is `resolv_conf` (unshare
+    execs, so the pid stays the program's and stopping its process group still works)."""
+    resolv_conf.write_text(LOOPBACK_RESOLV_CONF)
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv_conf), *argv]
+
 
 def install(layout: Layout, kubectl: Kubectl) -> None:
     """CRDs and RBAC of the pinned operator module."""
@@ -192,7 +211,7 @@ def start(layout: Layout, kubectl: Kubectl, reconcile_concurrency: int = 4,
     for key in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
                 "ALL_PROXY", "all_proxy"):
         env.pop(key, None)
-    processes.start(argv, files.pid, files.log, env)
+    processes.start(with_loopback_resolver(argv, files.resolv_conf), files.pid, files.log, env)
     wait_healthy(files, health, timeout)
 
 
