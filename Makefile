@@ -36,13 +36,13 @@ NODE_PACKAGES := debootstrap libseccomp-dev pkg-config iptables ipset conntrack
 node-packages: ## Debian packages of the real node and its images (debootstrap, libseccomp-dev, iptables, ...); apt-get when missing
 	@scripts/bootstrap/install_debian_packages.sh $(NODE_PACKAGES)
 
-images: $(VENV)/.installed tools-node tools-control-plane ## the real node's images (pause, ray, ray-serve, kuberay-operator) into .tools/images, rebuilt only when what goes into them changed
+images: $(VENV)/.installed tools-node tools-control-plane tools-monitoring ## the real node's images (pause, ray, ray-serve, kuberay-operator, prometheus, prometheus-operator, prometheus-config-reloader) into .tools/images, rebuilt only when what goes into them changed
 	$(PY) -m images.build
 
 # One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
 # uses, so that `make check` on a fresh clone needs pip and the helm build, not the control plane.
 # tests/test_make_targets.py asserts which groups each target builds.
-TOOL_GROUPS := helm control-plane node release
+TOOL_GROUPS := helm control-plane node release monitoring
 .PHONY: $(addprefix tools-,$(TOOL_GROUPS))
 $(addprefix tools-,$(TOOL_GROUPS)): tools-%:
 	@$(PYTHON) -m bootstrap.go_tools --group $*
@@ -96,6 +96,12 @@ serve: $(VENV)/.installed ## the Stable Diffusion app on a local Ray (tiny rando
 bench-serve: setup ## cold start to the first image, served vs direct and batching on/off (tiny model, local Ray) at concurrency 1/4/8; then through the operator-deployed RayService in containers on the real node vs the pipeline called directly in the replica's container, batching on and off
 	$(PY) -m serving.bench
 	$(PY) -m cluster.node.bench_serve
+
+# Locust through one of the chart's own RayServices on the real node while it is upgraded and its
+# pods fail (tests/node/test_chaos_serve.py, scripts/chaos); on the tests' session cluster.
+.PHONY: chaos
+chaos: setup ## traffic through a RayService on the real node during helm upgrades, a failed deploy, a deleted worker and an operator restart; prints scenario, requests, failures, p99, recovery seconds
+	$(PY) -m pytest -n 0 -s -p no:cacheprovider tests/node/test_chaos_serve.py $(NODE_PYTEST_ARGS)
 
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
 # or KUBECONFIG's cluster; CLUSTER=local|kind forces one.

@@ -1,0 +1,274 @@
+"""Under load and faults, nothing lost: one of the chart's own RayServices (`rayServices.chaos`,
+scripts/chaos/app/chaos_app.py, the `ray` image) on the real node, with Locust sending 2 users x
+2 requests/s through its Serve Service (forwarded to 127.0.0.1) throughout each scenario:
+
+  user-config     helm upgrade of the deployment's user_config only: reconfigured in place
+  deploy-failed   helm upgrade to an import path that cannot deploy, then back: the old app
+                  answers throughout, the operator's status names the failure
+  worker-deleted  the worker pod deleted: its replica moves, failures within WORKER_BOUND
+  cluster-spec    helm upgrade of the worker's memory: a new cluster, the Service switched, the
+                  old one deleted; the seconds both coexisted
+  operator-restart  the same kind of upgrade with the operator's pod deleted once the new cluster
+                  is pending: it completes after the operator restarts
+
+Zero-failure scenarios assert 0 failed requests; each failure is named by its time and status.
+After every scenario the active head's dashboard refuses no token (401) and a wrong one (403) and
+takes the token of the test's Secret (auth.existingSecret), which every cluster, replacements
+included, references. The scenarios run in file order on one release; `make chaos` runs this file
+and prints the table the module collects (also written to artifacts/chaos/table.md)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+
+from chaos.load import Load
+from chaos.release import (ROUTE, TOKEN_SECRET, application, objects, service_name,
+                           values)
+from chaos.scenarios import (DASHBOARD_EXPECTED, Row, active_and_pending, dashboard_statuses,
+                             table, watch_replacement)
+from cluster.local import operator
+from cluster.local.release import Release, restricted_namespace
+from cluster.node import node, operator_pod, platform
+from harness.readiness import FAILED, READY, rayservice_verdict
+from harness.render import make_offline_copy
+from harness.tools import CHART_DIR, REPO
+from own_release_helpers import OwnRelease, own_release, wait_for
+
+pytestmark = pytest.mark.node
+
+NAMESPACE = "chaos"
+RELEASE = "chaos"
+SERVICE = service_name(RELEASE)
+READY_TIMEOUT = 900
+USERS, RATE = 2, 2.0  # 4 requests/s: enough to see a second without answers, light for 2 cores
+LEAD = TAIL = 5  # seconds of steady traffic before the action and after the steady state
+# A deleted worker takes its Serve proxy and one of the two replicas with it: requests already
+# on that pod's connections or routed to that replica fail until the proxies and the Serve
+# controller notice. At most this many of them (about 5 s of traffic at 4 requests/s).
+WORKER_BOUND = 20
+TABLE = REPO / "artifacts" / "chaos" / "table.md"
+
+
+@dataclass
+class Chaos:
+    own: OwnRelease
+    original: Release
+    url: str  # the Serve Service on 127.0.0.1
+    token: str
+    workdir: Path
+    rows: list[Row] = field(default_factory=list)
+
+    def service(self) -> dict[str, Any]:
+        return self.own.get("rayservice", SERVICE, "-n", NAMESPACE)
+
+    def active(self) -> str:
+        active, _ = active_and_pending(self.service())
+        return active
+
+    def upgrade(self, name: str, overlay: dict[str, Any]) -> None:
+        """helm upgrade to the original values plus `overlay` (not on top of earlier ones)."""
+        self.own.release = self.original
+        self.own.upgrade(name, overlay)
+
+
+@pytest.fixture(scope="module")
+def chaos(real_cluster, tmp_path_factory) -> Iterator[Chaos]:
+    folder = tmp_path_factory.mktemp("chaos")
+    kubectl = real_cluster.kubectl
+    kubectl.apply([restricted_namespace(NAMESPACE)])
+    state: Chaos | None = None
+    try:
+        made = objects(NAMESPACE)
+        kubectl.apply(made)
+        token = next(o for o in made if o["kind"] == "Secret")["stringData"]["auth_token"]
+        chart = make_offline_copy(CHART_DIR, folder / "chart")
+        with own_release(real_cluster, chart, folder, NAMESPACE, RELEASE, values()) as own:
+            platform.wait_rayservice(real_cluster, SERVICE, NAMESPACE, READY_TIMEOUT, print)
+            address = platform.service_ip(kubectl, f"{SERVICE}-serve-svc", NAMESPACE)
+            url = node.expose(real_cluster.node, "chaos-serve", address, 8000)
+            state = Chaos(own, own.release, url, token, folder / "load")
+            yield state
+    finally:
+        kubectl.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        if state and state.rows:
+            TABLE.parent.mkdir(parents=True, exist_ok=True)
+            TABLE.write_text(table(state.rows) + "\n")
+            print(f"\n{table(state.rows)}\n(written to {TABLE.relative_to(REPO)})", flush=True)
+
+
+def scenario(chaos: Chaos, name: str, bound: int, action: Callable[[], tuple[float, str]]) -> Row:
+    """Traffic from LEAD s before `action` until TAIL s after it returns (seconds to recover,
+    a note); the row goes to the table, then the failures are checked against `bound`."""
+    with Load(chaos.url, ROUTE, chaos.workdir, users=USERS, rate=RATE, name=name) as load:
+        time.sleep(LEAD)
+        recovery, note = action()
+        time.sleep(TAIL)
+    assert load.result is not None
+    row = Row(name, load.result, recovery, bound, note)
+    chaos.rows.append(row)
+    print(f"{name}: {load.result.summary()}; recovery {recovery:.0f} s {note}", flush=True)
+    failed = load.result.failures
+    assert len(failed) <= bound, (f"{name}: {len(failed)} failed requests (bound {bound}); "
+                                  f"{load.result.summary()}\n{load.result.failure_lines()}")
+    return row
+
+
+def settled_pods(own: OwnRelease, selector: str) -> list[dict[str, Any]]:
+    """The pods of `selector` once every container of them started and is ready."""
+    return wait_for(f"pods {selector} ready", lambda: (
+        pods if platform.containers_ready(pods := own.items("pods", selector)) else None), 600, 2)
+
+
+def started_container(pod: dict[str, Any]) -> bool:
+    statuses = pod["status"].get("containerStatuses") or []
+    return bool(statuses) and all(s.get("containerID") and "running" in (s.get("state") or {})
+                                  for s in statuses)
+
+
+def answers(url: str, count: int = 8) -> list[dict[str, str]]:
+    """`count` answers of the app, each on a new connection (so through either Serve proxy)."""
+    found = []
+    for _ in range(count):
+        answer = requests.get(f"{url}{ROUTE}", timeout=10)
+        answer.raise_for_status()
+        found.append(answer.json())
+    return found
+
+
+def all_answer(url: str, version: str) -> bool:
+    try:
+        return all(a["version"] == version for a in answers(url))
+    except requests.RequestException:
+        return False
+
+
+def check_auth(chaos: Chaos, scenario_name: str) -> None:
+    """The active head references the test's token Secret, and its dashboard answers 401, 403
+    and, with that Secret's token, 200."""
+    head = settled_pods(chaos.own, f"ray.io/cluster={chaos.active()},ray.io/node-type=head")[0]
+    env = {e["name"]: e for e in head["spec"]["containers"][0]["env"]}
+    secret = env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+    assert secret == TOKEN_SECRET, f"{scenario_name}: the head's token from Secret {secret}"
+    url = node.expose(chaos.own.cluster.node, "chaos-dashboard", head["status"]["podIP"], 8265)
+    statuses = dashboard_statuses(url, chaos.token)
+    assert statuses == DASHBOARD_EXPECTED, f"{scenario_name}: dashboard answered {statuses}"
+
+
+def test_user_config_upgrade_in_place_without_a_failed_request(chaos: Chaos) -> None:
+    active = chaos.active()
+    selector = f"ray.io/cluster={active}"
+    pods = {p["metadata"]["uid"] for p in settled_pods(chaos.own, selector)}
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        chaos.upgrade("user-config.yaml", values(version="v2"))
+        wait_for("every answer from version v2", lambda: all_answer(chaos.url, "v2"), 300, 1)
+        return time.time() - started, "until every answer is v2"
+
+    scenario(chaos, "user-config", 0, action)
+    assert active_and_pending(chaos.service()) == (active, ""), "not applied in place"
+    assert {p["metadata"]["uid"] for p in settled_pods(chaos.own, selector)} == pods
+    check_auth(chaos, "user-config")
+
+
+def test_a_serve_config_that_cannot_deploy_leaves_the_old_app_answering(chaos: Chaos) -> None:
+    active = chaos.active()
+    broken = values(version="v2")
+    broken["rayServices"]["chaos"]["applications"] = [
+        application("v2", import_path="chaos_app:no_such_app")]
+    verdicts: list[str] = []
+
+    def action() -> tuple[float, str]:
+        chaos.upgrade("broken.yaml", broken)
+        obj = wait_for("the failure in the RayService's status", lambda: (
+            o if rayservice_verdict(o := chaos.service()).state == FAILED else None), 300, 2)
+        verdicts.append(rayservice_verdict(obj).detail)
+        started = time.time()
+        chaos.upgrade("fixed.yaml", values(version="v3"))
+        wait_for("every answer from version v3", lambda: all_answer(chaos.url, "v3"), 300, 1)
+        return time.time() - started, "from the fixing upgrade until every answer is v3"
+
+    scenario(chaos, "deploy-failed", 0, action)
+    (detail,) = verdicts
+    assert "DEPLOY_FAILED" in detail and "no_such_app" in detail, detail
+    assert active_and_pending(chaos.service()) == (active, "")
+    check_auth(chaos, "deploy-failed")
+
+
+def test_a_deleted_worker_costs_a_bounded_number_of_requests(chaos: Chaos) -> None:
+    active = chaos.active()
+    selector = f"ray.io/cluster={active},ray.io/node-type=worker"
+    (worker,) = settled_pods(chaos.own, selector)
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        chaos.own.kubectl.run("delete", "pod", worker["metadata"]["name"], "-n", NAMESPACE,
+                              "--wait=false")
+        # Started, not Ready: KubeRay's readiness probe of a RayService worker asks its Serve
+        # proxy, and Serve runs proxies only where replicas are; both replicas now sit on the
+        # head, so the new worker stays out of the Serve Service until a replica lands there.
+        wait_for("a replacement worker started", lambda: [
+            p for p in chaos.own.items("pods", selector)
+            if p["metadata"]["uid"] != worker["metadata"]["uid"] and started_container(p)],
+            300, 1)
+        wait_for("the RayService Ready with its app RUNNING",
+                 lambda: rayservice_verdict(chaos.service()).state == READY, 300, 1)
+        return time.time() - started, "until a new worker runs and the app is RUNNING"
+
+    scenario(chaos, "worker-deleted", WORKER_BOUND, action)
+    assert chaos.active() == active
+    check_auth(chaos, "worker-deleted")
+
+
+def test_a_cluster_spec_upgrade_switches_clusters_without_a_failed_request(chaos: Chaos) -> None:
+    old = chaos.active()
+    seen: list[Any] = []
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        chaos.upgrade("cluster-spec.yaml", values(version="v3", worker_memory="1600Mi"))
+        replaced = watch_replacement(chaos.own.get, NAMESPACE, SERVICE, old, READY_TIMEOUT)
+        seen.append(replaced)
+        return (replaced.old_gone - started,
+                f"new cluster, switched after {replaced.switched - started:.0f} s; both "
+                f"clusters coexisted {replaced.coexisted:.0f} s")
+
+    scenario(chaos, "cluster-spec", 0, action)
+    (replaced,) = seen
+    assert replaced.new != old and chaos.active() == replaced.new
+    assert all_answer(chaos.url, "v3")
+    check_auth(chaos, "cluster-spec")
+
+
+def test_an_upgrade_completes_after_the_operator_restarts_mid_way(chaos: Chaos) -> None:
+    old = chaos.active()
+    kubectl = chaos.own.kubectl
+    selector = "app.kubernetes.io/component=kuberay-operator"
+    (before,) = kubectl.get("pods", "-n", operator.NAMESPACE, "-l", selector)["items"]
+    struck: list[float] = []
+
+    def strike(pending: str) -> None:
+        struck.append(time.time())
+        kubectl.run("delete", "pod", before["metadata"]["name"], "-n", operator.NAMESPACE,
+                    "--wait=false")
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        chaos.upgrade("operator.yaml", values(version="v3", worker_memory="1664Mi"))
+        replaced = watch_replacement(chaos.own.get, NAMESPACE, SERVICE, old, READY_TIMEOUT,
+                                     on_pending=strike)
+        return (replaced.old_gone - started,
+                f"operator pod deleted {struck[0] - started:.0f} s in, with the new cluster "
+                f"pending; both clusters coexisted {replaced.coexisted:.0f} s")
+
+    scenario(chaos, "operator-restart", 0, action)
+    assert struck, "the new cluster was never seen pending: the operator was not deleted"
+    after = operator_pod.wait_ready(kubectl)
+    assert after["metadata"]["uid"] != before["metadata"]["uid"]
+    assert chaos.active() != old and all_answer(chaos.url, "v3")
+    check_auth(chaos, "operator-restart")
