@@ -43,7 +43,7 @@ BIN = REPO / ".tools" / "bin"
 STAMP = BIN / ".go-tools.json"
 
 
-GROUPS = ("helm", "control-plane", "node", "release")
+GROUPS = ("helm", "control-plane", "node", "release", "monitoring")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def all_tools() -> list[Tool]:
         Tool("kind", TOOLS_DIR, "sigs.k8s.io/kind"),
         Tool("kuberay-operator", OPERATOR_DIR, "github.com/ray-project/kuberay/ray-operator"),
     ]
-    return tools + node_tools(kube) + release_tools()
+    return tools + node_tools(kube) + release_tools() + monitoring_tools()
 
 
 def node_tools(kube_flags: tuple[str, ...]) -> list[Tool]:
@@ -204,6 +204,41 @@ def release_tools() -> list[Tool]:
         Tool("registry", release_dir, f"{distribution}/cmd/registry", registry_flags,
              group="release"),
         Tool("cosign", release_dir, f"{cosign}/cmd/cosign", cosign_flags, group="release"),
+    ]
+
+
+def monitoring_tools() -> list[Tool]:
+    """The local cluster's monitoring stack (`make up MONITORING=1`, tests/node/test_monitoring_live.py):
+    Prometheus v3 and the prometheus-operator with its config reloader, each from a module of its
+    own under tools/monitoring (the operator pins an older prometheus/prometheus than v3.16)."""
+    monitoring_dir = TOOLS_DIR / "monitoring"
+    prometheus = "github.com/prometheus/prometheus"
+    operator = "github.com/prometheus-operator/prometheus-operator"
+    common = "github.com/prometheus/common/version"
+
+    def version_flags(module_dir: Path, module: str) -> tuple[str, ...]:
+        # As both projects' release builds do (promu / the operator's Makefile), minus the build
+        # date and user: those would change the flags, and so force a rebuild, on every run.
+        return (f"-X {common}.Version={module_versions(module_dir)[module].lstrip('v')}",
+                f"-X {common}.Branch=HEAD")
+
+    prometheus_dir = monitoring_dir / "prometheus"
+    # The module's v0.MNN.P is Prometheus M.NN.P (v0.316.0 = 3.16.0).
+    module_version = module_versions(prometheus_dir)[prometheus]
+    match = re.fullmatch(r"v0\.(\d)(\d+)\.(\d+)", module_version)
+    if not match:
+        raise SystemExit(f"{prometheus} {module_version} in {prometheus_dir}/go.mod is not v0.MNN.P")
+    prometheus_flags = (f"-X {common}.Version={'.'.join(match.groups())}", f"-X {common}.Branch=HEAD")
+    operator_dir = monitoring_dir / "prometheus-operator"
+    return [
+        # Kubernetes service discovery only (the operator's PodMonitors compile to it): the
+        # other two dozen discovery plugins would double the build for nothing.
+        Tool("prometheus", prometheus_dir, f"{prometheus}/cmd/prometheus", prometheus_flags,
+             group="monitoring", tags=("remove_all_sd", "enable_kubernetes_sd")),
+        *(Tool(name, operator_dir, f"{operator}/cmd/{package}", version_flags(operator_dir, operator),
+               group="monitoring")
+          for name, package in (("prometheus-operator", "operator"),
+                                ("prometheus-config-reloader", "prometheus-config-reloader"))),
     ]
 
 

@@ -11,6 +11,8 @@
                   hub is reachable), as a second layer above the ray image's
     kuberay-operator  the Go-built operator (.tools/bin) as /manager, user 65532, like the
                   operator's own distroless image
+    prometheus, prometheus-operator, prometheus-config-reloader  the monitoring stack's
+                  Go-built binaries, one each (images/monitoring.py)
 
 Each image is cached under ~/.cache/ray-platform/images (XDG_CACHE_HOME) by a hash of what goes
 into it (RECIPE, the requirement files, the Debian packages, the binaries), so a second build, a
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from images import archive, rootfs
+from images import archive, monitoring, rootfs
 from images.archive import ImageConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,8 +309,27 @@ def ray_serve() -> Built:
     return cached("ray-serve", f"{RAY_VERSION}-{key}", make)
 
 
+def monitoring_image(name: str, binary_name: str, path_in_image: str,
+                     workdir: str = "") -> Callable[[], Built]:
+    """prometheus, prometheus-operator, prometheus-config-reloader (images/monitoring.py)."""
+    def build_it() -> Built:
+        binary = BIN / binary_name
+        make = monitoring.make_binary_image(binary, path_in_image, CACHE / "work" / name, workdir)
+        return cached(name, recipe(binary, HERE / "monitoring.py"), make)
+
+    return build_it
+
+
 BUILDERS: dict[str, Callable[[], Built]] = {
     "pause": pause, "ray": ray, "ray-serve": ray_serve, "kuberay-operator": operator,
+    # The monitoring stack (`make up MONITORING=1`, tests/node/test_monitoring_live.py): small,
+    # so every local cluster imports them with the rest.
+    "prometheus": monitoring_image("prometheus", "prometheus", "/bin/prometheus", "/prometheus"),
+    "prometheus-operator": monitoring_image("prometheus-operator", "prometheus-operator",
+                                            "/bin/operator"),
+    "prometheus-config-reloader": monitoring_image(
+        "prometheus-config-reloader", "prometheus-config-reloader",
+        "/bin/prometheus-config-reloader"),
 }
 
 
