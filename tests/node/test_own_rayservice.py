@@ -20,6 +20,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -180,8 +181,26 @@ def post(own: OwnRelease, route: str, body: str) -> tuple[int, str]:
     """POST through the RayService's Serve Service, from the client-labelled artifact pod."""
     url = f"http://{SERVICE}-serve-svc.{NAMESPACE}.svc.cluster.local:8000{route}"
     pod = own.get("pod", ARTIFACTS, "-n", NAMESPACE)
-    answer = own.exec(pod, "http", "python3", "-c", REQUEST, url, body)
-    assert answer.returncode == 0, answer.stdout + answer.stderr
+    # A connection-level error (no HTTP answer) is retried for up to a minute: seen once on a
+    # busy 2-core machine right after the RayService turned Ready (EHOSTUNREACH to a Serve
+    # endpoint). An HTTP answer, whatever its status, is returned at once.
+    deadline = time.monotonic() + 60
+    while True:
+        answer = own.exec(pod, "http", "python3", "-c", REQUEST, url, body)
+        if answer.returncode == 0 or "URLError" not in answer.stderr \
+                or time.monotonic() > deadline:
+            break
+        why = [line for line in answer.stderr.splitlines() if "urlopen error" in line]
+        print(f"POST {route}: no HTTP answer yet ({why[-1:]}); retrying", flush=True)
+        time.sleep(3)
+    if answer.returncode != 0:  # say which pods the Service had, and their serve labels
+        slices = own.items("endpointslices", f"kubernetes.io/service-name={SERVICE}-serve-svc")
+        endpoints = [(e.get("targetRef", {}).get("name"), e.get("addresses"), e.get("conditions"))
+                     for s in slices for e in s.get("endpoints") or []]
+        serving = {p["metadata"]["name"]: p["metadata"]["labels"].get("ray.io/serve")
+                   for p in own.items("pods")}
+        raise AssertionError(f"{answer.stdout}{answer.stderr}\nserve-svc endpoints: {endpoints}"
+                             f"\npods' ray.io/serve: {serving}")
     status, text_ = answer.stdout.split("\n", 1)
     return int(status), text_.rstrip("\n")
 
