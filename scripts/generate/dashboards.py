@@ -56,6 +56,10 @@ class Panel:
     # stat panels: value -> text, and colour steps [(from value, colour)]
     mappings: dict[int, str] = field(default_factory=dict)
     steps: list[tuple[float | None, str]] = field(default_factory=list)
+    # Only nodes with GPUs export its metrics (Ray's GPU gauges): on a CPU-only cluster the panel
+    # is empty by design. tests/node/test_monitoring_live.py checks such a query is valid
+    # against a live Prometheus instead of asking it for data. Not written into the JSON.
+    gpu_only: bool = False
 
 
 @dataclass
@@ -160,9 +164,21 @@ def base_variables() -> list[dict[str, Any]]:
     ]
 
 
+# dashboard uid -> titles of its GPU-only panels, filled as each dashboard is built.
+_GPU_ONLY: dict[str, list[str]] = {}
+
+
+def gpu_only_panels() -> dict[str, list[str]]:
+    """Dashboard uid -> titles of the panels that only GPU nodes give data (Panel.gpu_only)."""
+    for build in DASHBOARDS.values():
+        build()
+    return {uid: list(titles) for uid, titles in _GPU_ONLY.items()}
+
+
 def dashboard(uid: str, title: str, description: str, rows: list[Row],
               variables: list[dict[str, Any]]) -> dict[str, Any]:
     """Lay rows out top to bottom and panels left to right (24 columns), ids from 1."""
+    _GPU_ONLY[uid] = [panel.title for row in rows for panel in row.panels if panel.gpu_only]
     panels: list[dict[str, Any]] = []
     next_id, y = 1, 0
     for row in rows:
@@ -238,9 +254,10 @@ def cluster_overview() -> dict[str, Any]:
                   unit="percentunit", minimum=0, maximum=1),
             Panel("GPU utilisation", "Utilisation of each GPU (only nodes with GPUs report it).",
                   [Query(f"ray_node_gpus_utilization{{{CLUSTER}}}", by_pod + " GPU {{GpuIndex}}")],
-                  unit="percent", minimum=0, maximum=100),
+                  unit="percent", minimum=0, maximum=100, gpu_only=True),
             Panel("GPU memory used", "GPU memory in use per GPU (only nodes with GPUs report it).",
-                  [Query(f"ray_node_gram_used{{{CLUSTER}}}", by_pod + " GPU {{GpuIndex}}")], unit="mbytes", minimum=0),
+                  [Query(f"ray_node_gram_used{{{CLUSTER}}}", by_pod + " GPU {{GpuIndex}}")], unit="mbytes", minimum=0,
+                  gpu_only=True),
         ]),
         Row("Object store", [
             Panel("Object store use per node", "Share of each node's object store in use.",
@@ -366,7 +383,7 @@ def serve_dashboard() -> dict[str, Any]:
                          f"{{{{deployment}}}} p{int(q * 100)}") for q in (0.5, 0.99)], unit="ms", minimum=0),
             Panel("GPU utilisation", "Utilisation of each GPU of the cluster (only nodes with GPUs report it).",
                   [Query(f"ray_node_gpus_utilization{{{CLUSTER}}}", "{{pod}} GPU {{GpuIndex}}")],
-                  unit="percent", minimum=0, maximum=100, width=24),
+                  unit="percent", minimum=0, maximum=100, width=24, gpu_only=True),
         ]),
     ]
     variables = base_variables() + [
