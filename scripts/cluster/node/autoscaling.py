@@ -77,6 +77,9 @@ class ScaleUp:
     done: float  # both tasks returned, the placement group removed: idle from here
     new_host: str  # the new worker pod (its hostname)
     hosts_before: tuple[str, ...]  # pods of the Ray nodes alive before the demand
+    # `ray status` in the head once the operator created the pod: what a user watching sees
+    # (the bench prints it; README's autoscaler example is one such printout).
+    status_while_scaling: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,12 +159,14 @@ def scale_up(cluster: RealCluster, namespace: str, name: str) -> ScaleUp:
     driver = threading.Thread(target=drive, daemon=True)
     driver.start()
     raised = created = 0.0
+    snapshot = ""
     while driver.is_alive():
         if not raised and group_replicas(raycluster(cluster, namespace, name)) > MIN_REPLICAS:
             raised = time.time()
         if not created and {p["metadata"]["name"]
                             for p in worker_pods(cluster, namespace, name)} - before:
             created = time.time()
+            snapshot = ray_status.ray_status(cluster.node, head).stdout
         time.sleep(1)
     result = answer["result"]
     if result.returncode != 0:
@@ -177,7 +182,7 @@ def scale_up(cluster: RealCluster, namespace: str, name: str) -> ScaleUp:
                            f"{sorted(before)}, now {sorted(pods)}, driver {report}")
     return ScaleUp(demand=report["demand"], replicas_raised=raised, pod_created=created,
                    first_task=new[0]["started"], done=report["done"], new_host=new[0]["host"],
-                   hosts_before=tuple(report["before"]))
+                   hosts_before=tuple(report["before"]), status_while_scaling=snapshot)
 
 
 # The autoscaler's event summary, the same in v1 and v2: "Adding 1 node(s) of type cpu.",

@@ -72,6 +72,9 @@ def one_round(cluster: platform.RealCluster, chart: Path, folder: Path, version:
         f"idle -> pod gone {down.pod_gone - up.done:.1f} s; the autoscaler's log said:")
     for line in decisions[-8:]:
         say(f"    {line[:160]}")
+    say("  `ray status` in the head once the operator had created the new worker's pod:")
+    for line in up.status_while_scaling.splitlines():
+        say(f"    {line}")
     return version, up, down
 
 
