@@ -209,8 +209,9 @@ def release_tools() -> list[Tool]:
 
 def monitoring_tools() -> list[Tool]:
     """The local cluster's monitoring stack (`make up MONITORING=1`, tests/node/test_monitoring_live.py):
-    Prometheus v3 and the prometheus-operator with its config reloader, each from a module of its
-    own under tools/monitoring (the operator pins an older prometheus/prometheus than v3.16)."""
+    Prometheus v3, the prometheus-operator with its config reloader and kube-state-metrics, each
+    from a module of its own under tools/monitoring (the operator pins an older
+    prometheus/prometheus than v3.16; kube-state-metrics its own client-go)."""
     monitoring_dir = TOOLS_DIR / "monitoring"
     prometheus = "github.com/prometheus/prometheus"
     operator = "github.com/prometheus-operator/prometheus-operator"
@@ -230,6 +231,8 @@ def monitoring_tools() -> list[Tool]:
         raise SystemExit(f"{prometheus} {module_version} in {prometheus_dir}/go.mod is not v0.MNN.P")
     prometheus_flags = (f"-X {common}.Version={'.'.join(match.groups())}", f"-X {common}.Branch=HEAD")
     operator_dir = monitoring_dir / "prometheus-operator"
+    ksm_dir = monitoring_dir / "kube-state-metrics"
+    ksm = "k8s.io/kube-state-metrics/v2"
     return [
         # Kubernetes service discovery only (the operator's PodMonitors compile to it): the
         # other two dozen discovery plugins would double the build for nothing.
@@ -239,6 +242,9 @@ def monitoring_tools() -> list[Tool]:
                group="monitoring")
           for name, package in (("prometheus-operator", "operator"),
                                 ("prometheus-config-reloader", "prometheus-config-reloader"))),
+        # The pod state the chart's worker pod alerts read (kube_pod_status_ready, ...), as
+        # kube-prometheus-stack runs it.
+        Tool("kube-state-metrics", ksm_dir, ksm, version_flags(ksm_dir, ksm), group="monitoring"),
     ]
 
 

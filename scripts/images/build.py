@@ -11,8 +11,8 @@
                   hub is reachable), as a second layer above the ray image's
     kuberay-operator  the Go-built operator (.tools/bin) as /manager, user 65532, like the
                   operator's own distroless image
-    prometheus, prometheus-operator, prometheus-config-reloader  the monitoring stack's
-                  Go-built binaries, one each (images/monitoring.py)
+    prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics  the
+                  monitoring stack's Go-built binaries, one each (images/monitoring.py)
 
 Each image is cached under ~/.cache/ray-platform/images (XDG_CACHE_HOME) by a hash of what goes
 into it (RECIPE, the requirement files, the Debian packages, the binaries), so a second build, a
@@ -309,13 +309,15 @@ def ray_serve() -> Built:
     return cached("ray-serve", f"{RAY_VERSION}-{key}", make)
 
 
-def monitoring_image(name: str, binary_name: str, path_in_image: str,
-                     workdir: str = "") -> Callable[[], Built]:
-    """prometheus, prometheus-operator, prometheus-config-reloader (images/monitoring.py)."""
+def monitoring_image(name: str, binary_name: str, path_in_image: str, workdir: str = "",
+                     arguments: tuple[str, ...] = ()) -> Callable[[], Built]:
+    """prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics
+    (images/monitoring.py)."""
     def build_it() -> Built:
         binary = BIN / binary_name
-        make = monitoring.make_binary_image(binary, path_in_image, CACHE / "work" / name, workdir)
-        return cached(name, recipe(binary, HERE / "monitoring.py"), make)
+        make = monitoring.make_binary_image(binary, path_in_image, CACHE / "work" / name, workdir,
+                                            arguments)
+        return cached(name, recipe(binary, HERE / "monitoring.py", repr(arguments)), make)
 
     return build_it
 
@@ -330,6 +332,9 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "prometheus-config-reloader": monitoring_image(
         "prometheus-config-reloader", "prometheus-config-reloader",
         "/bin/prometheus-config-reloader"),
+    "kube-state-metrics": monitoring_image("kube-state-metrics", "kube-state-metrics",
+                                           "/kube-state-metrics", arguments=(
+                                               "--port=8080", "--telemetry-port=8081")),
 }
 
 

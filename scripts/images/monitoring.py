@@ -7,6 +7,7 @@ expects (it names the paths, not only the images):
     prometheus-operator         /bin/operator, user 65534
     prometheus-config-reloader  /bin/prometheus-config-reloader (the operator sets it as the
                                 container's command), user 65534
+    kube-state-metrics          /kube-state-metrics --port=8080 --telemetry-port=8081, user 65534
 
 No shell, no libc: the binaries are static (CGO_ENABLED=0). Cached like the other images by a
 hash of the binary (build.cached).
@@ -25,7 +26,8 @@ PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/non
 GROUP = b"root:x:0:\nnobody:x:65534:\n"
 
 
-def make_binary_image(binary: Path, path_in_image: str, work: Path, workdir: str = ""):
+def make_binary_image(binary: Path, path_in_image: str, work: Path, workdir: str = "",
+                      arguments: tuple[str, ...] = ()):
     """A make(archive_path, reference) for build.cached: the binary at path_in_image as the
     entrypoint, user nobody, an empty world-writable /tmp, and (if given) an empty workdir
     owned by nobody."""
@@ -48,7 +50,7 @@ def make_binary_image(binary: Path, path_in_image: str, work: Path, workdir: str
             shutil.chown(folder, 65534, 65534)
             archive.layer_from_tree(layer_dir / "root", layer_dir / "layer.tar")
         archive.write_archive(path, reference, [layer_dir / "layer.tar"], ImageConfig(
-            user=NOBODY, entrypoint=(path_in_image,), workdir=workdir))
+            user=NOBODY, entrypoint=(path_in_image, *arguments), workdir=workdir))
         shutil.rmtree(work)
 
     return make
