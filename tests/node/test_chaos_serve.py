@@ -10,6 +10,9 @@ scripts/chaos/app/chaos_app.py, the `ray` image) on the real node, with Locust s
                   old one deleted; the seconds both coexisted
   operator-restart  the same kind of upgrade with the operator's pod deleted once the new cluster
                   is pending: it completes after the operator restarts
+  head-deleted    the head pod deleted, GCS fault tolerance off (the chart's default): an outage
+                  until the operator's new head runs the app again, bounded by HEAD_OUTAGE_BOUND;
+                  the comparison for GCS fault tolerance with Redis (not run yet)
 
 Zero-failure scenarios assert 0 failed requests; each failure is named by its time and status.
 After every scenario the active head's dashboard refuses no token (401) and a wrong one (403) and
@@ -51,6 +54,13 @@ LEAD = TAIL = 5  # seconds of steady traffic before the action and after the ste
 # on that pod's connections or routed to that replica fail until the proxies and the Serve
 # controller notice. At most this many of them (about 5 s of traffic at 4 requests/s).
 WORKER_BOUND = 20
+# Without GCS fault tolerance the new head starts an empty GCS: the Serve controller, the
+# proxies' routes and the replicas are gone until the operator finds the application missing and
+# deploys the Serve config again, and the workers' raylets, having lost their GCS, exit and
+# restart. Every request in that outage fails: the bound is on the outage, and so on the failures
+# (at most every request sent in it).
+HEAD_OUTAGE_BOUND = 240
+HEAD_FAILURE_BOUND = int(HEAD_OUTAGE_BOUND * USERS * RATE)
 TABLE = REPO / "artifacts" / "chaos" / "table.md"
 
 
@@ -272,3 +282,60 @@ def test_an_upgrade_completes_after_the_operator_restarts_mid_way(chaos: Chaos) 
     assert after["metadata"]["uid"] != before["metadata"]["uid"]
     assert chaos.active() != old and all_answer(chaos.url, "v3")
     check_auth(chaos, "operator-restart")
+
+
+def replicas(url: str) -> set[tuple[str, str]]:
+    """The (pod, pid) of the replicas that answer, from 16 answers; empty while none does."""
+    try:
+        return {(a["pod"], a["pid"]) for a in answers(url, 16)}
+    except requests.RequestException:
+        return set()
+
+
+def restarts(pod: dict[str, Any]) -> int:
+    return sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses") or [])
+
+
+def test_a_deleted_head_without_gcs_fault_tolerance_is_a_bounded_outage(chaos: Chaos) -> None:
+    active = chaos.active()
+    heads = f"ray.io/cluster={active},ray.io/node-type=head"
+    workers = f"ray.io/cluster={active},ray.io/node-type=worker"
+    (head,) = chaos.own.items("pods", heads)
+    (worker,) = chaos.own.items("pods", workers)
+    before = replicas(chaos.url)
+    assert before, "the app does not answer before the head is deleted"
+
+    def worker_back() -> bool:
+        """The worker's raylet loses its GCS with the head and exits; back means its container
+        restarted (or the pod was replaced) and runs again."""
+        return any(started_container(p) and (p["metadata"]["uid"] != worker["metadata"]["uid"]
+                                             or restarts(p) > restarts(worker))
+                   for p in chaos.own.items("pods", workers))
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        chaos.own.kubectl.run("delete", "pod", head["metadata"]["name"], "-n", NAMESPACE,
+                              "--wait=false")
+        wait_for("a new head started", lambda: [
+            p for p in chaos.own.items("pods", heads)
+            if p["metadata"]["uid"] != head["metadata"]["uid"] and started_container(p)],
+            300, 1)
+        head_back = time.time() - started
+        # The new head's GCS knows nothing of the old Serve application: it is back once every
+        # answer comes from a replica the operator's redeployment started.
+        wait_for("answers only from new replicas", lambda: (
+            (now := replicas(chaos.url)) and not now & before), HEAD_OUTAGE_BOUND + 60, 1)
+        redeployed = time.time() - started
+        wait_for("the worker back", worker_back, HEAD_OUTAGE_BOUND + 60, 1)
+        rejoined = time.time() - started
+        wait_for("the RayService Ready with its app RUNNING",
+                 lambda: rayservice_verdict(chaos.service()).state == READY, 300, 1)
+        return (time.time() - started,
+                f"GCS FT off: new head running after {head_back:.0f} s, app redeployed after "
+                f"{redeployed:.0f} s, worker back after {rejoined:.0f} s")
+
+    row = scenario(chaos, "head-deleted", HEAD_FAILURE_BOUND, action)
+    assert row.result.longest_gap <= HEAD_OUTAGE_BOUND, (
+        f"head-deleted: {row.result.summary()}\n{row.result.failure_lines()}")
+    assert chaos.active() == active, "the operator replaced the cluster instead of its head"
+    check_auth(chaos, "head-deleted")
