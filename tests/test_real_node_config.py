@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.local.controlplane import Layout, kwokctl_configuration
+from cluster.local.controlplane import (Layout, egress_selector_configuration,
+                                        kwokctl_configuration)
 from cluster.node import cni, containerd, coredns, kube_proxy, kubelet, operator_pod, platform
 from cluster.node.layout import KUBERNETES_SERVICE_IP, NODE_IP, NodeLayout
 from harness import cli
@@ -81,6 +82,38 @@ def test_the_control_plane_leaves_the_real_node_to_its_kubelet(tmp_path: Path) -
     assert patches["kwok-controller"]["manage-all-nodes"] == "false"
     assert patches["kwok-controller"]["manage-nodes-with-annotation-selector"] == "kwok.x-k8s.io/node=fake"
     assert patches["kube-apiserver"]["advertise-address"] == NODE_IP
+    # A cluster of simulated nodes only: the API server dials their (loopback) kubelets directly.
+    assert "egress-selector-config-file" not in patches["kube-apiserver"]
+
+
+def test_with_a_real_node_the_api_server_dials_into_the_cluster_through_its_proxy(
+        tmp_path: Path) -> None:
+    layout = Layout(state_dir=tmp_path, bin_dir=tmp_path)
+    for name in ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager",
+                 "kube-scheduler", "kubectl"):
+        (tmp_path / name).touch()
+    config = kwokctl_configuration(layout, real_node=True)[0]
+    args = {a["key"]: a["value"] for p in config["componentsPatches"]
+            if p["name"] == "kube-apiserver" for a in p["extraArgs"]}
+    assert args["egress-selector-config-file"] == str(layout.egress_config)
+    assert args["kubelet-preferred-address-types"].split(",")[0] == "InternalIP"
+    assert args["kubelet-client-certificate"] == str(layout.pki / "admin.crt")
+    assert args["kubelet-client-key"] == str(layout.pki / "admin.key")
+    egress = egress_selector_configuration(layout)
+    assert (egress["apiVersion"], egress["kind"]) == ("apiserver.k8s.io/v1beta1",
+                                                      "EgressSelectorConfiguration")
+    # `cluster` only: etcd and the control plane's own connections stay direct.
+    assert [s["name"] for s in egress["egressSelections"]] == ["cluster"]
+    connection = egress["egressSelections"][0]["connection"]
+    assert connection == {"proxyProtocol": "HTTPConnect",
+                          "transport": {"uds": {"udsName": str(layout.egress_socket)}}}
+    # The proxy's socket is the node's (found and swept with the node's folder), short enough
+    # for a Unix socket, and the same path for the API server and the node.
+    node_layout = NodeLayout(layout)
+    assert node_layout.egress_socket == layout.egress_socket
+    assert layout.egress_socket.parent == node_layout.dir
+    for state_dir in (Layout().state_dir, Path("/tmp/ray-platform-node-abcdefgh/state")):
+        assert len(str(Layout(state_dir=state_dir).egress_socket)) < 100
 
 
 def test_the_dev_release_on_the_real_node_passes_every_check(tmp_path: Path, capsys) -> None:

@@ -48,6 +48,22 @@ class Layout:
     def kwokctl_config(self) -> Path:
         return self.state_dir / "kwokctl.yaml"
 
+    @property
+    def egress_config(self) -> Path:
+        return self.state_dir / "egress-selector.yaml"
+
+    @property
+    def egress_socket(self) -> Path:
+        """Where the API server dials into the cluster (egress selection `cluster`): the real
+        node's CONNECT proxy (cluster/node/connect_proxy.py) listens there, in the node's folder
+        (cluster/node/layout.py), so the node's cleanup finds the proxy by that folder."""
+        return self.state_dir / "node" / "egress.sock"
+
+    @property
+    def pki(self) -> Path:
+        """The certificates kwokctl generates when it creates the cluster."""
+        return self.kwok_workdir / "clusters" / self.name / "pki"
+
     def binary(self, name: str) -> Path:
         path = self.bin_dir / name
         if not path.is_file():
@@ -62,9 +78,44 @@ class Layout:
         return env
 
 
-def kwokctl_configuration(layout: Layout) -> list[dict]:
+def egress_selector_configuration(layout: Layout) -> dict:
+    """kube-apiserver's EgressSelectorConfiguration (k8s.io/apiserver pkg/apis/apiserver v1beta1):
+    every connection it opens into the cluster (egress `cluster`: the kubelet for logs, exec,
+    attach and port-forward; the pod and Service proxy; Service-backed webhooks and aggregated
+    APIs) goes as `CONNECT host:port` over the real node's Unix socket. Etcd and the control
+    plane's own connections (`etcd`, `controlplane`: not listed) stay direct. While nothing
+    listens there (the node not started yet), only those into-the-cluster requests fail."""
+    return {
+        "apiVersion": "apiserver.k8s.io/v1beta1",
+        "kind": "EgressSelectorConfiguration",
+        "egressSelections": [{
+            "name": "cluster",
+            "connection": {"proxyProtocol": "HTTPConnect",
+                           "transport": {"uds": {"udsName": str(layout.egress_socket)}}},
+        }],
+    }
+
+
+def real_node_apiserver_args(layout: Layout) -> list[dict]:
+    """What the API server needs to reach the real node's kubelet (its address exists only in
+    the node's network namespace): the egress selector above; the kubelet's InternalIP before
+    its hostname (which nothing resolves); and a client certificate the kubelet accepts (kwokctl's
+    admin pair, signed by the CA the kubelet trusts, group system:masters for the kubelet's
+    authorization webhook). Without one the kubelet answers 401."""
+    return [
+        {"key": "egress-selector-config-file", "value": str(layout.egress_config)},
+        {"key": "kubelet-preferred-address-types", "value": "InternalIP,Hostname"},
+        {"key": "kubelet-client-certificate", "value": str(layout.pki / "admin.crt")},
+        {"key": "kubelet-client-key", "value": str(layout.pki / "admin.key")},
+    ]
+
+
+def kwokctl_configuration(layout: Layout, real_node: bool = False) -> list[dict]:
     """kwokctl's configuration: binary runtime, our binaries, loopback, authorization and the
-    default admission plugins on (Pod Security among them)."""
+    default admission plugins on (Pod Security among them). With real_node, the API server
+    reaches into the cluster through the real node's CONNECT proxy (real_node_apiserver_args);
+    a cluster of simulated nodes only keeps direct connections (its kubelets are kwok's, on
+    the host's loopback, where that proxy never dials)."""
     options = {
         "runtime": "binary",
         "bindAddress": "127.0.0.1",
@@ -98,6 +149,7 @@ def kwokctl_configuration(layout: Layout) -> list[dict]:
         # real node reaches this API server (its own bind address is 127.0.0.1 on the host).
         {"name": "kube-apiserver", "extraArgs": [
             {"key": "advertise-address", "value": REAL_NODE_IP},
+            *(real_node_apiserver_args(layout) if real_node else []),
         ]},
     ]
     return [
@@ -119,12 +171,16 @@ def exists(layout: Layout) -> bool:
     return (layout.kwok_workdir / "clusters" / layout.name).is_dir()
 
 
-def create(layout: Layout, timeout: str = "180s") -> None:
-    """Start the control plane and write layout.kubeconfig; waits until the API answers."""
+def create(layout: Layout, timeout: str = "180s", real_node: bool = False) -> None:
+    """Start the control plane and write layout.kubeconfig; waits until the API answers. With
+    real_node, for a cluster a real node will join (kwokctl_configuration)."""
     layout.state_dir.mkdir(parents=True, exist_ok=True)
-    # YAML is a superset of JSON: kwokctl reads a JSON document as its configuration.
-    layout.kwokctl_config.write_text(
-        "\n---\n".join(json.dumps(doc, indent=2) for doc in kwokctl_configuration(layout)))
+    # YAML is a superset of JSON: kwokctl and the API server read JSON documents as YAML.
+    if real_node:  # read once, when the API server starts: it must exist before
+        layout.egress_config.write_text(
+            json.dumps(egress_selector_configuration(layout), indent=2) + "\n")
+    layout.kwokctl_config.write_text("\n---\n".join(
+        json.dumps(doc, indent=2) for doc in kwokctl_configuration(layout, real_node)))
     kwokctl(layout, "create", "cluster", "--config", str(layout.kwokctl_config),
             "--kubeconfig", str(layout.kubeconfig), "--timeout", timeout, "--wait", timeout)
 

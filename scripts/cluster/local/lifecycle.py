@@ -30,14 +30,16 @@ def up(layout: Layout, simulated: fleet.Fleet = fleet.UP_FLEET, say: Say = _say,
        host_operator: bool = True) -> Kubectl:
     """Idempotent: a running cluster is reused, a missing operator process restarted. Without
     host_operator the operator's CRDs and RBAC are installed but the operator is not started
-    (the real node runs it as a pod: cluster/node/operator_pod.py)."""
+    (the real node runs it as a pod: cluster/node/operator_pod.py), and the API server reaches
+    into the cluster through that real node, which joins next (controlplane.create's real_node)."""
     started = time.monotonic()
     if controlplane.exists(layout):
         say(f"local cluster: reusing {layout.name} ({layout.state_dir})")
     else:
         say("local cluster: starting etcd, kube-apiserver, kube-controller-manager, "
             "kube-scheduler and kwok (host processes, loopback only) ...")
-        controlplane.create(layout)
+        # Only a real node's cluster: its kubelet is reachable through the node's proxy alone.
+        controlplane.create(layout, real_node=not host_operator)
     kubectl = kubectl_for(layout)
     objects = fleet.all_objects(simulated)
     kubectl.apply(objects)

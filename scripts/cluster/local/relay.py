@@ -1,7 +1,8 @@
-"""The byte pipe of the real node's forwards (cluster/node/forward.py imports `_handler`).
+"""The byte pipe of the real node's forwards and CONNECT proxy (cluster/node/forward.py and
+connect_proxy.py import `_handler`).
 
-What is left of the relays of the host-process Ray head, which is gone: forward.py still reads
-its pipe from here. Hand-written on asyncio: socat would do it but is not on a fresh machine.
+What is left of the relays of the host-process Ray head, which is gone: forward.py and the
+proxy still read their pipe from here. Hand-written on asyncio: socat would do it but is not on a fresh machine.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ the node's network namespace, that the API server's egress selector (`cluster`, 
 UDS; cluster/local/controlplane.py writes it) dials for every connection into the cluster: the
 kubelet (logs, exec, attach, port-forward) and the pod and Service proxy.
 
-    in the node namespace:  unix:egress.sock  --CONNECT 10.250.255.1:10250-->  tcp:10.250.255.1:10250
+    in the node namespace:  unix:egress.sock --CONNECT 10.250.255.1:10250--> tcp:10.250.255.1:10250
 
 It dials only the node's own networks (the node IP, the node's pod subnet, the Service range:
 cluster/node/addresses.py) and answers 403 to any other target without dialling it: whatever the

@@ -67,6 +67,12 @@ class NodeLayout:
         return self.dir / "api.sock"
 
     @property
+    def egress_socket(self) -> Path:
+        """The API server's way in (connect_proxy.py): named by the control plane, which
+        writes it into the API server's egress selector before this node exists."""
+        return self.cluster.egress_socket
+
+    @property
     def kubelet_dir(self) -> Path:
         return self.dir / "kubelet"
 

@@ -29,6 +29,7 @@ Say = Callable[[str], None]
 BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc",
             "bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "kube-router")
 FORWARD = [sys.executable, "-m", "cluster.node.forward"]
+CONNECT_PROXY = [sys.executable, "-m", "cluster.node.connect_proxy"]
 
 
 def python_env() -> dict[str, str]:
@@ -52,6 +53,17 @@ def start_api_forwards(layout: NodeLayout) -> None:
         processes.start([*netns.enter(layout), *FORWARD, "--listen", f"tcp:127.0.0.1:{port}",
                          "--listen", f"tcp:{NODE_IP}:{port}", "--to", f"unix:{layout.api_socket}"],
                         layout.pid("api-node"), layout.log("api-node"), python_env())
+
+
+def start_egress_proxy(layout: NodeLayout) -> None:
+    """The API server's way to the kubelet, pods and Services (kubectl logs, exec, port-forward,
+    the proxy subresources): its egress selector dials CONNECT on this socket, and the proxy,
+    inside the namespace, dials the node's addresses and nothing else (connect_proxy.py)."""
+    if not processes.running(layout.pid("egress-proxy")):
+        layout.pid("egress-proxy").parent.mkdir(parents=True, exist_ok=True)
+        processes.start([*netns.enter(layout), *CONNECT_PROXY,
+                         "--listen", str(layout.egress_socket)],
+                        layout.pid("egress-proxy"), layout.log("egress-proxy"), python_env())
 
 
 def wait_node_ready(kubectl: Kubectl, timeout: float = 180) -> None:
@@ -80,6 +92,7 @@ def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> 
     started = time.monotonic()
     netns.create(layout)
     start_api_forwards(layout)
+    start_egress_proxy(layout)
     cni.write(layout)
     sandbox = next(image.reference for image in images if image.name == "pause")
     containerd.start(layout, sandbox)
@@ -165,8 +178,8 @@ def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
     left = cleanup.sweep(layout)
     if had_node:
         say(f"real node: stopped {NODE_NAME} (kubelet, containerd and its containers, kube-proxy, "
-            f"kube-router, CoreDNS, forwards); removed its network namespace (with their iptables "
-            f"rules and ipsets), mounts and cgroups"
+            f"kube-router, CoreDNS, forwards, the API server's CONNECT proxy); removed its network "
+            f"namespace (with their iptables rules and ipsets), mounts and cgroups"
             + ("" if left.empty() else f"; could not remove: {left}"))
     return left
 
