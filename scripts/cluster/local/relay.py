@@ -2,7 +2,8 @@
 connect_proxy.py import `_handler`).
 
 What is left of the relays of the host-process Ray head, which is gone: forward.py and the
-proxy still read their pipe from here. Hand-written on asyncio: socat would do it but is not on a fresh machine.
+proxy still read their pipe from here. Hand-written on asyncio: socat would do it but is not on
+a fresh machine.
 """
 from __future__ import annotations
 
