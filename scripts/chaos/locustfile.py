@@ -28,6 +28,7 @@ TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT", "10"))
 
 _record = open(RECORD, "a", buffering=1)  # line-buffered: a killed run keeps what it saw
 _count = 0
+_environment = None  # Locust's, from its init event: the runner to stop at the count bound
 
 
 @events.request.add_listener
@@ -49,9 +50,6 @@ def _quit() -> None:
     runner = _environment.runner if _environment else None
     if runner is not None:
         runner.quit()
-
-
-_environment = None
 
 
 @events.init.add_listener
