@@ -36,7 +36,7 @@ NODE_PACKAGES := debootstrap libseccomp-dev pkg-config iptables ipset conntrack
 node-packages: ## Debian packages of the real node and its images (debootstrap, libseccomp-dev, iptables, ...); apt-get when missing
 	@scripts/bootstrap/install_debian_packages.sh $(NODE_PACKAGES)
 
-images: $(VENV)/.installed tools-node tools-control-plane tools-monitoring ## the real node's images (pause, ray, ray-serve, kuberay-operator, prometheus, prometheus-operator, prometheus-config-reloader) into .tools/images, rebuilt only when what goes into them changed
+images: $(VENV)/.installed tools-node tools-control-plane tools-monitoring ## the real node's images (pause, ray, ray-serve, kuberay-operator, prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics) into .tools/images, rebuilt only when what goes into them changed
 	$(PY) -m images.build
 
 # One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
@@ -106,7 +106,7 @@ chaos: setup ## traffic through a RayService on the real node during helm upgrad
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
 # or KUBECONFIG's cluster; CLUSTER=local|kind forces one.
 .PHONY: up down e2e
-up: ## local cluster (no Docker) or kind (or KUBECONFIG's), install values/dev.yaml, wait until ready [CLUSTER=local|kind] [TIMEOUT=2700]
+up: ## local cluster (no Docker) or kind (or KUBECONFIG's), install values/dev.yaml, wait until ready [CLUSTER=local|kind] [TIMEOUT=2700] [MONITORING=1: the local cluster's prometheus-operator + Prometheus scraping it]
 	@$(PYTHON) -m cluster.platform_up preflight
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m cluster.platform_up up $(if $(TIMEOUT),--timeout $(TIMEOUT))

@@ -3,6 +3,7 @@ kind cluster, or on the cluster KUBECONFIG names.
 
     python3 -m cluster.platform_up preflight   # what `make up` checks first (plain python3, fast)
     .venv/bin/python -m cluster.platform_up up [--timeout SECONDS] [--values FILE ...] [--no-tests]
+                                               (MONITORING=1: the local cluster's monitoring stack too)
     python3 -m cluster.platform_up down
 
 up:   create the kind cluster `ray-platform` (pinned kind and node image, bootstrap/install_kind.py;
@@ -338,6 +339,8 @@ class UpOptions:
     values: list[Path] = field(default_factory=lambda: [DEV_VALUES])
     tests: bool = True
     serve: bool = True  # the local cluster: wait for the RayService and /imagine too
+    # the local cluster: the prometheus-operator and a Prometheus scraping the release (MONITORING=1)
+    monitoring: bool = False
 
 
 def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
@@ -348,7 +351,7 @@ def up(cluster: Cluster, options: UpOptions, run: Run = subprocess.run) -> None:
         from harness.readiness import NotReady
         try:
             platform.up(Layout(state_dir=LOCAL_STATE_DIR), options.values, options.timeout, say=say,
-                        serve=options.serve, tests=options.tests)
+                        serve=options.serve, tests=options.tests, monitoring=options.monitoring)
         except (RuntimeError, NotReady) as failed:
             raise StepFailed(str(failed)) from None
         return
@@ -419,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"preflight ok: {cluster.describe()}")
         elif args.command == "up":
             up(preflight(environ), UpOptions(args.timeout, args.values or [DEV_VALUES], not args.no_tests,
-                                                not args.clusters_only))
+                                                not args.clusters_only,
+                                                monitoring=environ.get("MONITORING", "") not in ("", "0")))
         else:
             say(down(environ))
     except Refused as refused:

@@ -163,12 +163,19 @@ def wait_rayservice(cluster: RealCluster, name: str, namespace: str, timeout: fl
 
 
 def up(layout: Layout, values: Sequence[Path], timeout: float, say: Say,
-       helm_major: int = 4, serve: bool = True, tests: bool = True) -> None:
+       helm_major: int = 4, serve: bool = True, tests: bool = True,
+       monitoring: bool = False) -> None:
     """`make up`: everything above, then the release, its readiness, a PNG and helm test
-    (without serve: the RayClusters only; without tests: no helm test)."""
+    (without serve: the RayClusters only; without tests: no helm test; with monitoring: the
+    prometheus-operator and a Prometheus scraping the release, cluster/node/monitoring_stack.py)."""
     from cluster.local.up import IMAGE_SIZE, imagine, serve_route_prefix
+    from cluster.node import monitoring_stack
 
     cluster = start(layout, say)
+    if monitoring:
+        # Before the install: the chart renders its monitors only where the API serves them.
+        monitoring_stack.install_crds(cluster.kubectl)
+        values = [*values, monitoring_stack.MONITORING_VALUES]
     with tempfile.TemporaryDirectory(prefix="ray-platform-chart-") as workdir:
         chart = make_offline_copy(CHART_DIR, Path(workdir))
         release = release_for(cluster, chart, values)
@@ -194,6 +201,10 @@ def up(layout: Layout, values: Sequence[Path], timeout: float, say: Say,
         if result.returncode != 0:
             raise RuntimeError(f"helm test failed:\n{result.stdout}{result.stderr}")
         say("helm test: passed (its Pods ran on the real node)")
+    if monitoring:
+        stack = monitoring_stack.up(cluster.kubectl, cluster.node, cluster.images)
+        say(f"Prometheus v3.16.0 (pod {stack.pod}, reconciled by the prometheus-operator): "
+            f"open {stack.url} (API: {stack.url}/api/v1/targets, {stack.url}/api/v1/alerts)")
     say("")
     say("What ran for real: " + REAL_TEXT)
     say(real_pods_summary(cluster.kubectl, NAMESPACE, node.NODE_NAME))
