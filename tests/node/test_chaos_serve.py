@@ -140,6 +140,16 @@ def started_container(pod: dict[str, Any]) -> bool:
                                   for s in statuses)
 
 
+def delete_and_replace(chaos: Chaos, pod: dict[str, Any], selector: str, what: str) -> None:
+    """kubectl delete the pod (graceful, as a user or an eviction would), then wait until the
+    operator's replacement of `selector` has its containers running."""
+    chaos.own.kubectl.run("delete", "pod", pod["metadata"]["name"], "-n", NAMESPACE,
+                          "--wait=false")
+    wait_for(f"a replacement {what} started", lambda: [
+        p for p in chaos.own.items("pods", selector)
+        if p["metadata"]["uid"] != pod["metadata"]["uid"] and started_container(p)], 300, 1)
+
+
 def answers(url: str, count: int = 8) -> list[dict[str, str]]:
     """`count` answers of the app, each on a new connection (so through either Serve proxy)."""
     found = []
@@ -217,15 +227,10 @@ def test_a_deleted_worker_costs_a_bounded_number_of_requests(chaos: Chaos) -> No
 
     def action() -> tuple[float, str]:
         started = time.time()
-        chaos.own.kubectl.run("delete", "pod", worker["metadata"]["name"], "-n", NAMESPACE,
-                              "--wait=false")
         # Started, not Ready: KubeRay's readiness probe of a RayService worker asks its Serve
         # proxy, and Serve runs proxies only where replicas are; both replicas now sit on the
         # head, so the new worker stays out of the Serve Service until a replica lands there.
-        wait_for("a replacement worker started", lambda: [
-            p for p in chaos.own.items("pods", selector)
-            if p["metadata"]["uid"] != worker["metadata"]["uid"] and started_container(p)],
-            300, 1)
+        delete_and_replace(chaos, worker, selector, "worker")
         wait_for("the RayService Ready with its app RUNNING",
                  lambda: rayservice_verdict(chaos.service()).state == READY, 300, 1)
         return time.time() - started, "until a new worker runs and the app is RUNNING"
@@ -314,12 +319,7 @@ def test_a_deleted_head_without_gcs_fault_tolerance_is_a_bounded_outage(chaos: C
 
     def action() -> tuple[float, str]:
         started = time.time()
-        chaos.own.kubectl.run("delete", "pod", head["metadata"]["name"], "-n", NAMESPACE,
-                              "--wait=false")
-        wait_for("a new head started", lambda: [
-            p for p in chaos.own.items("pods", heads)
-            if p["metadata"]["uid"] != head["metadata"]["uid"] and started_container(p)],
-            300, 1)
+        delete_and_replace(chaos, head, heads, "head")
         head_back = time.time() - started
         # The new head's GCS knows nothing of the old Serve application: it is back once every
         # answer comes from a replica the operator's redeployment started.
