@@ -55,8 +55,8 @@ tools-promtool: ## promtool (Debian's prometheus package) for the alert rule tes
 # The real node's suite runs after the rest, alone: its Ray containers would share the 2 cores
 # with the Serve tests' latency bounds.
 test: setup tools-promtool ## set up what is missing, then run every test (tests/node last, on its own)
-	$(PY) -m pytest --ignore=tests/node $(PYTEST_ARGS)
-	$(PY) -m pytest -n 0 tests/node $(NODE_PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/node --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 0 tests/node --durations=40 $(NODE_PYTEST_ARGS)
 
 check: $(HARNESS_VENV) tools-helm ## render + validate an overlay: make check VALUES=my.yaml [KUBE_VERSION=1.33]
 	@test -n "$(VALUES)" || { echo "usage: make check VALUES=path/to/overlay.yaml [KUBE_VERSION=1.xx]" >&2; exit 2; }
