@@ -211,15 +211,22 @@ def test_rules_loaded_and_healthy(monitored: Monitored) -> None:
     print(f"{len(wanted)} rules loaded, health ok", flush=True)
 
 
+# RayService name -> (host URL, route prefix): one forward per Service for the whole file; a
+# second node.expose of the same name would stop the first and leave its URL refusing.
+_SERVE_URLS: dict[str, tuple[str, str]] = {}
+
+
 def serve_url(real_release, manifest: list[dict[str, Any]]) -> tuple[str, str]:
     from cluster.local.up import serve_route_prefix
     from cluster.node import node
 
     service = objects_of_kind(manifest, "RayService")[0]
     name = service["metadata"]["name"]
-    address = platform.service_ip(real_release.kubectl, f"{name}-serve-svc", real_release.namespace)
-    url = node.expose(real_release.cluster.node, f"monitoring-{name}", address, 8000)
-    return url, serve_route_prefix(service).rstrip("/")
+    if name not in _SERVE_URLS:
+        address = platform.service_ip(real_release.kubectl, f"{name}-serve-svc", real_release.namespace)
+        url = node.expose(real_release.cluster.node, f"monitoring-{name}", address, 8000)
+        _SERVE_URLS[name] = (url, serve_route_prefix(service).rstrip("/"))
+    return _SERVE_URLS[name]
 
 
 def get_status(url: str, timeout: float = 300) -> int:
@@ -341,14 +348,14 @@ def traffic(real_release, manifest: list[dict[str, Any]]) -> list[str]:
     return [f"4 x GET {prefix}/imagine, 1 x bad img_size ({codes})", "a Ray job of 50 tasks"]
 
 
-def burst(real_release, manifest: list[dict[str, Any]]) -> list[int]:
-    """More concurrent /imagine calls than the model's replicas and queue hold."""
+def burst(real_release, manifest: list[dict[str, Any]], size: int = 64, steps: int = 2) -> list[int]:
+    """More concurrent /imagine calls than the model's replicas and queue hold. All at once: past
+    the model's maxOngoingRequests + maxQueuedRequests the ingress answers 503 at once, however
+    short each image is (the smallest by default: the burst stays cheap)."""
     from concurrent.futures import ThreadPoolExecutor
 
     url, prefix = serve_url(real_release, manifest)
-    # All at once: past the model's maxOngoingRequests + maxQueuedRequests the ingress answers 503
-    # at once, however short each image is (the smallest, 2 steps: the burst stays cheap).
-    heavy = f"{url}{prefix}/imagine?prompt=a+red+fox&img_size=64&steps=2"
+    heavy = f"{url}{prefix}/imagine?prompt=a+red+fox&img_size={size}&steps={steps}"
     with ThreadPoolExecutor(max_workers=48) as pool:
         return list(pool.map(lambda _: get_status(heavy), range(48)))
 
@@ -370,7 +377,10 @@ def test_every_dashboard_panel_answers(monitored: Monitored, real_release) -> No
 
     print("traffic: " + "; ".join(traffic(real_release, monitored.manifest)), flush=True)
     statuses: list[int] = []
-    background = threading.Thread(target=lambda: statuses.extend(burst(real_release, monitored.manifest)))
+    # Longer images here (about two minutes of queue on 2 cores): the batch gauges are exported
+    # only while requests wait for a batch, and must still be there when the panels are read.
+    background = threading.Thread(target=lambda: statuses.extend(
+        burst(real_release, monitored.manifest, size=128, steps=20)))
     background.start()
     # Two scrapes into the burst, and a rule evaluation for the recorded series.
     time.sleep(40)
