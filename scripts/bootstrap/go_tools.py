@@ -24,6 +24,7 @@ pinned release (helm's kubeVersion checks need a parseable server version).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -112,6 +113,20 @@ def replaced_version(module_dir: Path, module: str) -> str:
     if not match:
         raise SystemExit(f"no replace line for {module} in {module_dir / 'go.mod'}")
     return match.group(1)
+
+
+@functools.cache
+def module_source(module: str, tools_dir: Path, make_target: str) -> Path:
+    """The source folder of `module` in Go's module cache, at the version tools_dir/go.mod pins
+    (the manifests the cluster code reads from a built tool's own module); fails naming the make
+    target that fetches it."""
+    result = subprocess.run(["go", "list", "-m", "-f", "{{.Dir}}", module],
+                            cwd=tools_dir, text=True, capture_output=True)
+    path = Path(result.stdout.strip())
+    if result.returncode != 0 or not path.is_dir():
+        raise RuntimeError(f"the {module} module is not in Go's module cache "
+                           f"({result.stderr.strip()}): run `{make_target}`")
+    return path
 
 
 def all_tools() -> list[Tool]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bootstrap import go_tools
 from cluster.local import processes
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
@@ -36,13 +37,7 @@ FEATURE_GATES = "RayCronJob=true"
 
 def module_dir() -> Path:
     """The operator module's source folder in Go's module cache (where `make tools` built it)."""
-    result = subprocess.run(["go", "list", "-m", "-f", "{{.Dir}}", OPERATOR_MODULE],
-                            cwd=OPERATOR_TOOLS_DIR, text=True, capture_output=True)
-    path = Path(result.stdout.strip())
-    if result.returncode != 0 or not path.is_dir():
-        raise RuntimeError(f"the {OPERATOR_MODULE} module is not in Go's module cache "
-                           f"({result.stderr.strip()}): run `make tools`")
-    return path
+    return go_tools.module_source(OPERATOR_MODULE, OPERATOR_TOOLS_DIR, "make tools")
 
 
 def module_version() -> str:

@@ -12,7 +12,6 @@ Prometheus is reached from the host through a forward (node.expose) to a Cluster
 from __future__ import annotations
 
 import copy
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from bootstrap import go_tools
 from cluster.local.kubectl import Kubectl
 from cluster.local.release import restricted_namespace
 from cluster.node import node
@@ -48,13 +48,7 @@ EVALUATION_INTERVAL = "15s"
 
 def module_dir(module: str = OPERATOR_MODULE, tools_dir: Path = OPERATOR_TOOLS_DIR) -> Path:
     """A module's source in Go's module cache (`make tools-monitoring` fetched it)."""
-    result = subprocess.run(["go", "list", "-m", "-f", "{{.Dir}}", module],
-                            cwd=tools_dir, text=True, capture_output=True)
-    path = Path(result.stdout.strip())
-    if result.returncode != 0 or not path.is_dir():
-        raise RuntimeError(f"the {module} module is not in Go's module cache "
-                           f"({result.stderr.strip()}): run `make tools-monitoring`")
-    return path
+    return go_tools.module_source(module, tools_dir, "make tools-monitoring")
 
 
 def shipped(*parts: str) -> dict[str, Any]:
