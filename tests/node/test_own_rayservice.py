@@ -35,6 +35,7 @@ from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, VALUES_DIR
 from images.build import cache_root
 from own_release_helpers import OwnRelease, own_release, wait_for
+from tests_node_helpers import service_endpoints
 
 pytestmark = pytest.mark.node
 
@@ -194,9 +195,8 @@ def post(own: OwnRelease, route: str, body: str) -> tuple[int, str]:
         print(f"POST {route}: no HTTP answer yet ({why[-1:]}); retrying", flush=True)
         time.sleep(3)
     if answer.returncode != 0:  # say which pods the Service had, and their serve labels
-        slices = own.items("endpointslices", f"kubernetes.io/service-name={SERVICE}-serve-svc")
         endpoints = [(e.get("targetRef", {}).get("name"), e.get("addresses"), e.get("conditions"))
-                     for s in slices for e in s.get("endpoints") or []]
+                     for e in service_endpoints(own, f"{SERVICE}-serve-svc")]
         serving = {p["metadata"]["name"]: p["metadata"]["labels"].get("ray.io/serve")
                    for p in own.items("pods")}
         raise AssertionError(f"{answer.stdout}{answer.stderr}\nserve-svc endpoints: {endpoints}"
@@ -242,9 +242,8 @@ def test_its_head_service_follows_the_active_cluster_and_helm_test_reaches_it(te
     head = text.head_pod(status["activeServiceStatus"]["rayClusterName"])
     assert head["metadata"]["labels"]["app.kubernetes.io/name"] == "kuberay", head["metadata"]
     service = f"{SERVICE}-head-svc"
-    endpoints = wait_for(f"an endpoint behind {service}", lambda: [
-        e for s in text.items("endpointslices", f"kubernetes.io/service-name={service}")
-        for e in s.get("endpoints") or []], timeout=120)
+    endpoints = wait_for(f"an endpoint behind {service}",
+                         lambda: service_endpoints(text, service), timeout=120)
     assert [e["targetRef"]["name"] for e in endpoints] == [head["metadata"]["name"]], endpoints
     # (No --logs: it reads the Pods' logs through the API server, which cannot reach this
     # node's kubelet; a failed check fails the Pod and so `helm test`.)

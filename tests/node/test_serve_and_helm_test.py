@@ -8,6 +8,7 @@ import pytest
 from cluster.local.release import helm_in, objects_of_kind
 from cluster.local.up import imagine, serve_route_prefix
 from cluster.node import node, platform
+from tests_node_helpers import service_endpoints
 
 pytestmark = pytest.mark.node
 
@@ -24,9 +25,7 @@ def test_the_rayservice_is_ready_with_serve_endpoints_on_real_pods(real_release,
                               real_release.namespace)
     ready = [c for c in status["status"]["conditions"] if c["type"] == "Ready"]
     assert ready and ready[0]["status"] == "True", status["status"]["conditions"]
-    slices = real_release.get("endpointslices", "-n", real_release.namespace, "-l",
-                              f"kubernetes.io/service-name={svc_name}")["items"]
-    endpoints = [e for s in slices for e in s.get("endpoints") or []]
+    endpoints = service_endpoints(real_release, svc_name)
     assert endpoints, f"no endpoints behind {svc_name}"
     for endpoint in endpoints:
         assert endpoint["nodeName"] == node_name

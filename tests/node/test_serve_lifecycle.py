@@ -22,7 +22,7 @@ from cluster.node import node, platform
 from cluster.node.platform import upgrade_flags
 from harness.readiness import FAILED, rayservice_verdict
 from harness.tools import VALUES_DIR
-from tests_node_helpers import settled_pods
+from tests_node_helpers import service_endpoints, settled_pods
 
 pytestmark = pytest.mark.node
 
@@ -110,14 +110,6 @@ def cluster_token(real_release, head: dict[str, Any]) -> str:
     return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
-def head_service_endpoints(real_release, service: str) -> list[dict[str, Any]]:
-    """The endpoints of a head Service. KubeRay makes it headless (no cluster IP): clients reach
-    the address its EndpointSlice lists, as cluster DNS answers them."""
-    slices = real_release.get("endpointslices", "-n", real_release.namespace, "-l",
-                              f"kubernetes.io/service-name={service}")["items"]
-    return [e for s in slices for e in s.get("endpoints") or []]
-
-
 @pytest.fixture(scope="module")
 def dashboard_url(real_release, serve) -> str:
     """The dashboard port of the RayService's stable head Service, <name>-head-svc, which KubeRay
@@ -125,7 +117,7 @@ def dashboard_url(real_release, serve) -> str:
     chart leaves on Ray pods): its one endpoint is that head."""
     active, _ = clusters(rayservice(real_release, serve)["status"])
     endpoints = wait_for("one endpoint behind the RayService's head Service",
-                         lambda: head_service_endpoints(real_release, f"{serve.name}-head-svc"),
+                         lambda: service_endpoints(real_release, f"{serve.name}-head-svc"),
                          timeout=120)
     head = real_release.head_pod(active)
     assert [e["targetRef"]["name"] for e in endpoints] == [head["metadata"]["name"]], endpoints

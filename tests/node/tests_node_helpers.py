@@ -1,4 +1,5 @@
-"""Reading Ray's own view of the cluster from inside its head container."""
+"""Reading Ray's own view of the cluster from inside its head container, and the Kubernetes
+objects the tests read beside it."""
 from __future__ import annotations
 
 import time
@@ -35,3 +36,12 @@ def settled_pods(real_release, selector: str, timeout: float = 600) -> list[dict
              [(s.get("name"), s.get("state")) for s in p["status"].get("containerStatuses") or []])
             for p in pods]
         time.sleep(3)
+
+
+def service_endpoints(release, service: str) -> list[dict[str, Any]]:
+    """The endpoints of a Service in the release's namespace, from its EndpointSlices (a
+    headless head Service has no cluster IP: clients reach what the slices list). `release` is
+    the session release or a test's own (both have get() and namespace)."""
+    slices = release.get("endpointslices", "-n", release.namespace, "-l",
+                         f"kubernetes.io/service-name={service}")["items"]
+    return [e for s in slices for e in s.get("endpoints") or []]
