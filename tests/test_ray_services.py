@@ -259,3 +259,18 @@ def test_one_host_serves_several_endpoints_on_different_paths_or_ingress_classes
     assert rules == [("ray-platform-chat", "", "apps.example.com", "/chat"),
                      ("ray-platform-internal", "internal-nginx", "apps.example.com", "/"),
                      ("ray-platform-root", "", "apps.example.com", "/")]
+
+
+@pytest.mark.parametrize("delay", [0, 15])
+def test_the_old_clusters_deletion_delay_is_passed_on_when_set(render, scenario_of, delay: int) -> None:
+    """0 is a real setting (delete at once), so it must render, not fall back to the default."""
+    text = yaml.safe_load(EXAMPLE_FILE.read_text())["rayServices"]["text"]
+    objects = render(scenario_of({"stableDiffusion": {"rayClusterDeletionDelaySeconds": delay},
+                                  "rayServices": {"text": {**text, "rayClusterDeletionDelaySeconds": delay + 1}}}))
+    assert named(objects, "RayService", "ray-platform-sd")["spec"]["rayClusterDeletionDelaySeconds"] == delay
+    assert named(objects, "RayService", TEXT)["spec"]["rayClusterDeletionDelaySeconds"] == delay + 1
+
+
+def test_unset_deletion_delay_leaves_the_operators_default(render) -> None:
+    for rayservice in of_kind(render(EXAMPLE), "RayService"):
+        assert "rayClusterDeletionDelaySeconds" not in rayservice["spec"], rayservice["metadata"]["name"]

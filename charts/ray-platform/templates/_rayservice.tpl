@@ -155,6 +155,10 @@ spec:
   {{- range $pair := default list .thresholds }}
   {{ index $pair 0 }}: {{ index $pair 1 }}
   {{- end }}
+  {{- /* kindIs "invalid": unset keeps the operator's default (60 s), while 0 must still render. */}}
+  {{- if not (kindIs "invalid" .service.rayClusterDeletionDelaySeconds) }}
+  rayClusterDeletionDelaySeconds: {{ int64 .service.rayClusterDeletionDelaySeconds }}
+  {{- end }}
   excludeHeadPodFromServeSvc: {{ default false .service.excludeHeadPodFromServeSvc }}
   serveConfigV2: |
     {{- .serveConfig | nindent 4 }}
