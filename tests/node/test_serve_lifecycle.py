@@ -215,7 +215,8 @@ def test_an_upgrade_back_to_the_original_values_restores_the_app(real_release, s
     assert pending == "" and active != failed
     assert info(serve)["model"]["config"]["max_batch_size"] == 2  # values/dev.yaml again
     assert len(imagine(serve.url, serve.prefix, size=64, steps=2, timeout=300)) > 100
-    # The operator deletes clusters that are neither active nor pending after 60 s.
+    # The operator deletes clusters that are neither active nor pending after
+    # rayClusterDeletionDelaySeconds (10 s in values/local/real-node.yaml).
     wait_for("only the active cluster left", lambda: [
         c["metadata"]["name"] for c in real_release.get(
             "rayclusters", "-n", real_release.namespace,
