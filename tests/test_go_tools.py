@@ -92,3 +92,64 @@ def test_simulated_fleet_stays_on_loopback_and_taints_gpu_nodes() -> None:
     gpu_pools = [p for p in fleet.UP_FLEET.pools if p.is_gpu]
     assert sum(p.count for p in cpu_pools) >= 3 and sum(p.count for p in gpu_pools) >= 1
     assert all(p.gpus == 4 for p in gpu_pools)
+
+
+HELLO = 'package main\n\nimport "fmt"\n\nvar greeting = "hello"\n\nfunc main() { fmt.Println(greeting) }\n'
+
+
+@pytest.fixture
+def hello_tool(tmp_path, monkeypatch) -> go_tools.Tool:
+    """A one-file module: the cache's logic on a real go build, in about a second."""
+    module = tmp_path / "hello"
+    module.mkdir()
+    (module / "go.mod").write_text("module example.com/hello\n\ngo 1.26.0\n")
+    (module / "go.sum").write_text("")
+    (module / "main.go").write_text(HELLO)
+    monkeypatch.setattr(go_tools, "BIN_CACHE", tmp_path / "cache")
+    return go_tools.Tool("hello", module, "example.com/hello", group="helm")
+
+
+def use_bin(monkeypatch, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(go_tools, "BIN", folder)
+    monkeypatch.setattr(go_tools, "STAMP", folder / ".go-tools.json")
+    return folder
+
+
+def run(binary: Path) -> str:
+    return subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_fresh_clone_takes_the_binary_from_the_machines_cache(hello_tool, tmp_path, monkeypatch) -> None:
+    first = use_bin(monkeypatch, tmp_path / "clone-1")
+    assert go_tools.install([hello_tool], {}, go_tools.go_env()) == (["hello"], [])
+    cached = go_tools.cached_binary(hello_tool)
+    assert cached is not None and cached.is_file() and run(first / "hello") == "hello"
+
+    second = use_bin(monkeypatch, tmp_path / "clone-2")
+    def no_build(*_args) -> float:
+        raise AssertionError("built although the cache has it")
+    monkeypatch.setattr(go_tools, "build", no_build)
+    stamp: dict[str, dict[str, str]] = {}
+    assert go_tools.install([hello_tool], stamp, go_tools.go_env()) == ([], ["hello"])
+    assert run(second / "hello") == "hello"
+    assert (second / "hello").stat().st_ino == cached.stat().st_ino  # a link, not a 2 GB copy
+    assert go_tools.up_to_date(hello_tool, stamp)
+
+
+def test_other_flags_miss_the_cache_and_a_rebuild_leaves_the_cached_binary_alone(hello_tool, tmp_path, monkeypatch) -> None:
+    bin_dir = use_bin(monkeypatch, tmp_path / "clone")
+    go_tools.install([hello_tool], {}, go_tools.go_env())
+    cached = go_tools.cached_binary(hello_tool)
+    assert cached is not None
+    louder = go_tools.Tool("hello", hello_tool.module_dir, hello_tool.package,
+                           ("-X main.greeting=HELLO",), group="helm")
+    assert go_tools.cached_binary(louder) != cached
+    assert go_tools.install([louder], {}, go_tools.go_env()) == (["hello"], [])
+    assert run(bin_dir / "hello") == "HELLO"
+    assert run(cached) == "hello"  # go build wrote a new file, not through the shared link
+
+
+def test_cgo_tools_are_never_cached(hello_tool) -> None:
+    with_cgo = go_tools.Tool("hello", hello_tool.module_dir, hello_tool.package, cgo=True)
+    assert go_tools.cached_binary(with_cgo) is None
