@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -22,6 +21,7 @@ from cluster.node import node, platform
 from cluster.node.platform import upgrade_flags
 from harness.readiness import FAILED, rayservice_verdict
 from harness.tools import VALUES_DIR
+from own_release_helpers import wait_for
 from tests_node_helpers import service_endpoints, settled_pods
 
 pytestmark = pytest.mark.node
@@ -38,15 +38,6 @@ class Serve:
     url: str  # the Serve Service, forwarded to the host
     prefix: str
     original: Release
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 3) -> Any:
-    """probe() until it returns something truthy; fails the test with `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s (last: {value!r})"
-        time.sleep(interval)
-    return value
 
 
 def rayservice(real_release, serve: Serve) -> dict[str, Any]:
