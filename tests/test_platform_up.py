@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap import install_kind
+from bootstrap import go_tools, install_kind
 from cluster import platform_up
 from harness.readiness import Target
 from harness.render import of_kind
@@ -350,16 +350,8 @@ def test_node_image_is_pinned_by_digest_to_a_validated_kubernetes() -> None:
     assert match.group(1) in SUPPORTED_KUBE_MINORS
 
 
-def kind_module_dir() -> Path | None:
-    try:
-        cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    folder = Path(cache) / f"sigs.k8s.io/kind@{install_kind.KIND_VERSION}"
-    return folder if folder.is_dir() else None
-
-
-@pytest.mark.skipif(kind_module_dir() is None, reason="kind's Go module is not in the module cache: run make tools")
 def test_node_image_is_the_default_compiled_into_the_pinned_kind() -> None:
-    source = (kind_module_dir() / "pkg" / "apis" / "config" / "defaults" / "image.go").read_text()
+    # `make test` builds kind first (make tools), so its module is in the cache: no skip.
+    kind = go_tools.module_source("sigs.k8s.io/kind", go_tools.TOOLS_DIR, "make tools")
+    source = (kind / "pkg" / "apis" / "config" / "defaults" / "image.go").read_text()
     assert f'const Image = "{install_kind.KIND_NODE_IMAGE}"' in source
