@@ -13,3 +13,19 @@ CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 CLUSTER_DOMAIN = "cluster.local"
+
+
+# A node of the cluster beyond the first (real-node-2, joined on demand by second_node.py): the
+# next address in the node range and the next /24 of CLUSTER_CIDR, so that every node's pods are
+# routable from the others (the namespaces are linked by a veth pair, netns.link) and kube-proxy's
+# CLUSTER_CIDR still covers them. Number 1 gives the constants above.
+def node_ip(number: int) -> str:
+    if not 1 <= number <= 254:
+        raise ValueError(f"node number {number}: 1..254")
+    return f"10.250.255.{number}"
+
+
+def pod_subnet(number: int) -> str:
+    if not 1 <= number <= 256:
+        raise ValueError(f"node number {number}: 1..256")
+    return f"10.244.{number - 1}.0/24"

@@ -38,6 +38,15 @@ class Leftovers:
         return "; ".join(parts) or "nothing"
 
 
+def merged(*found: Leftovers) -> Leftovers:
+    """Several nodes' leftovers as one."""
+    total = Leftovers()
+    for item in found:
+        for name, entries in vars(item).items():
+            getattr(total, name).extend(entries)
+    return total
+
+
 def markers(layout: NodeLayout) -> tuple[str, ...]:
     return (str(layout.dir), str(layout.containerd_root))
 

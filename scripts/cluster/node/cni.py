@@ -12,7 +12,7 @@ NETWORK = "ray-platform-node"
 PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
-def conflist() -> dict:
+def conflist(subnet: str = POD_SUBNET) -> dict:
     return {
         "cniVersion": "1.0.0",
         "name": NETWORK,
@@ -23,7 +23,7 @@ def conflist() -> dict:
              "ipMasq": False,
              # A pod reaching itself through its own Service (a Ray head's own head-svc).
              "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]],
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
                       "dataDir": "{data_dir}"}},
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
@@ -35,7 +35,7 @@ def write(layout: NodeLayout) -> Path:
     state folder, not in /var/lib/cni, so two nodes never hand out each other's addresses."""
     folder = layout.dir / "cni" / "net.d"
     folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(conflist(), indent=2).replace(
+    text = json.dumps(conflist(layout.pod_subnet), indent=2).replace(
         "{data_dir}", str(layout.dir / "cni" / "leases"))
     path = folder / "10-ray-platform.conflist"
     path.write_text(text)

@@ -10,7 +10,7 @@ import yaml
 
 from cluster.local import processes
 from cluster.node import netns, pki
-from cluster.node.layout import CLUSTER_CIDR, NODE_NAME, NodeLayout
+from cluster.node.layout import CLUSTER_CIDR, NodeLayout
 from harness.tools import TOOLS_BIN
 
 COMPONENT = "kube-proxy"
@@ -22,7 +22,7 @@ def configuration(layout: NodeLayout, kubeconfig: str) -> dict:
         "kind": "KubeProxyConfiguration",
         "mode": "iptables",
         "clusterCIDR": CLUSTER_CIDR,
-        "hostnameOverride": NODE_NAME,
+        "hostnameOverride": layout.name,
         "healthzBindAddress": "127.0.0.1:10256",
         "metricsBindAddress": "127.0.0.1:10249",
         "clientConnection": {"kubeconfig": kubeconfig},

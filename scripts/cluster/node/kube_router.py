@@ -44,14 +44,14 @@ def rbac() -> list[dict]:
     return user_cluster_role("ray-platform:kube-router", USER, rules)
 
 
-def arguments(kubeconfig: str) -> list[str]:
+def arguments(kubeconfig: str, node_name: str = NODE_NAME) -> list[str]:
     return [
         f"--kubeconfig={kubeconfig}",
         # The firewall only: no BGP routing, no IPVS service proxy, no CNI config of its own.
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
         "--enable-cni=false",
         # Its Node object (whose InternalIP, the node IP on the namespace's lo, it reads).
-        f"--hostname-override={NODE_NAME}",
+        f"--hostname-override={node_name}",
         # Traffic to Service IPs passes (kube-proxy then DNATs it to a pod the policies judge);
         # its default, 10.96.0.0/12, is not this cluster's range.
         f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -73,7 +73,7 @@ def start(layout: NodeLayout, kubectl: Kubectl, timeout: float = 60) -> None:
         return
     kubectl.apply(rbac())
     kubeconfig = pki.kubeconfig(layout, "kube-router", USER, "system:ray-platform")
-    argv = [*netns.enter(layout), str(TOOLS_BIN / "kube-router"), *arguments(str(kubeconfig))]
+    argv = [*netns.enter(layout), str(TOOLS_BIN / "kube-router"), *arguments(str(kubeconfig), layout.name)]
     processes.start(argv, layout.pid(COMPONENT), layout.log(COMPONENT), {"PATH": PATH})
     deadline = time.monotonic() + timeout
     while ENFORCING not in rules(layout):

@@ -15,7 +15,7 @@ import yaml
 
 from cluster.local import processes
 from cluster.node import netns, pki
-from cluster.node.layout import CLUSTER_DOMAIN, NODE_IP, NODE_LABELS, NODE_NAME, NodeLayout
+from cluster.node.layout import CLUSTER_DOMAIN, NODE_IP, NODE_LABELS, NodeLayout
 from harness.tools import TOOLS_BIN
 
 COMPONENT = "kubelet"
@@ -30,7 +30,7 @@ def configuration(layout: NodeLayout) -> dict:
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": layout.cgroup_root,
         "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
-        "address": NODE_IP,
+        "address": layout.ip,
         "port": 10250,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
@@ -38,6 +38,8 @@ def configuration(layout: NodeLayout) -> dict:
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                            "x509": {"clientCAFile": str(layout.pki / "ca.crt")}},
         "authorization": {"mode": "Webhook"},
+        # CoreDNS runs on node 1 only: a second node's pods reach it over the link between
+        # the namespaces (netns.link).
         "clusterDNS": [NODE_IP],
         "clusterDomain": CLUSTER_DOMAIN,
         # Pods get only the cluster's DNS; the host's resolver is outside the namespace.
@@ -81,14 +83,14 @@ def start(layout: NodeLayout) -> None:
     if processes.running(layout.pid(COMPONENT)):
         return
     create_cgroup_root(layout)
-    kubeconfig = pki.kubeconfig(layout, "kubelet", f"system:node:{NODE_NAME}", "system:nodes")
+    kubeconfig = pki.kubeconfig(layout, "kubelet", f"system:node:{layout.name}", "system:nodes")
     config = layout.file("kubelet.yaml")
     config.write_text(yaml.safe_dump(configuration(layout)))
     layout.kubelet_dir.mkdir(parents=True, exist_ok=True)
     labels = ",".join(f"{key}={value}" for key, value in NODE_LABELS.items())
     argv = [*netns.enter(layout), str(TOOLS_BIN / "kubelet"), f"--config={config}",
-            f"--kubeconfig={kubeconfig}", f"--hostname-override={NODE_NAME}",
-            f"--node-ip={NODE_IP}", f"--root-dir={layout.kubelet_dir}",
+            f"--kubeconfig={kubeconfig}", f"--hostname-override={layout.name}",
+            f"--node-ip={layout.ip}", f"--root-dir={layout.kubelet_dir}",
             f"--cert-dir={layout.kubelet_dir / 'pki'}", f"--node-labels={labels}", "--v=1"]
     env = {"PATH": f"{TOOLS_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     processes.start(argv, layout.pid(COMPONENT), layout.log(COMPONENT), env)

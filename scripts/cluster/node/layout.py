@@ -15,17 +15,44 @@ from cluster.local.controlplane import Layout
 from images.build import cache_root
 
 from cluster.node.addresses import (CLUSTER_CIDR, CLUSTER_DOMAIN,  # noqa: F401 (re-exported)
-                                     KUBERNETES_SERVICE_IP, NODE_IP, POD_SUBNET, SERVICE_CIDR)
+                                     KUBERNETES_SERVICE_IP, NODE_IP, POD_SUBNET, SERVICE_CIDR,
+                                     node_ip, pod_subnet)
 
-NODE_NAME = "real-node-1"
+
+def node_name(number: int) -> str:
+    return f"real-node-{number}"
+
+
+NODE_NAME = node_name(1)
 NODE_LABELS = {"ray-platform.io/node": "real"}
 
 
 @dataclass(frozen=True)
 class NodeLayout:
-    """Paths and names of the real node of one local cluster (control plane: `cluster`)."""
+    """Paths and names of a real node of one local cluster (control plane: `cluster`). Node 1 is
+    the one every test uses; a node with a higher `number` (second_node.py) has its own
+    namespace, folder, image store, cgroup root, IP and pod subnet, none of which contains node
+    1's names as a prefix (cleanup.py finds a node's processes and mounts by those strings)."""
 
     cluster: Layout
+    number: int = 1
+
+    @property
+    def name(self) -> str:
+        """The Node object's name (the kubelet's --hostname-override)."""
+        return node_name(self.number)
+
+    @property
+    def ip(self) -> str:
+        return node_ip(self.number)
+
+    @property
+    def pod_subnet(self) -> str:
+        return pod_subnet(self.number)
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.number == 1 else f"-{self.number}"
 
     @property
     def key(self) -> str:
@@ -34,7 +61,7 @@ class NodeLayout:
     @property
     def netns(self) -> str:
         """The node's network namespace (`ip netns` name)."""
-        return f"rpnode-{self.key}"
+        return f"rpnode-{self.key}{self.suffix}"
 
     @property
     def netns_path(self) -> Path:
@@ -44,11 +71,12 @@ class NodeLayout:
     def cgroup_root(self) -> str:
         """The kubelet's cgroup root under each v1 hierarchy: per cluster, so two clusters'
         `kubepods` never meet and cleanup removes exactly this node's."""
-        return f"/rpnode-{self.key}"
+        return f"/rpnode-{self.key}{self.suffix}"
 
     @property
     def dir(self) -> Path:
-        return self.cluster.state_dir / "node"
+        # Not "node-2": node 1's folder name would then be a prefix of it.
+        return self.cluster.state_dir / ("node" if self.number == 1 else self.name)
 
     @property
     def containerd_root(self) -> Path:
@@ -56,7 +84,9 @@ class NodeLayout:
         archives: `make down` keeps the imported images, so the next `make up` (or test
         session, or a fresh clone's) does not import them again; nothing there is mounted once
         containerd has stopped."""
-        return cache_root() / "containerd" / self.cluster.name
+        if self.number == 1:
+            return cache_root() / "containerd" / self.cluster.name
+        return cache_root() / f"containerd-{self.name}" / self.cluster.name
 
     @property
     def containerd_socket(self) -> Path:

@@ -51,7 +51,7 @@ def start_api_forwards(layout: NodeLayout) -> None:
                         layout.pid("api-host"), layout.log("api-host"), python_env())
     if not processes.running(layout.pid("api-node")):
         processes.start([*netns.enter(layout), *FORWARD, "--listen", f"tcp:127.0.0.1:{port}",
-                         "--listen", f"tcp:{NODE_IP}:{port}", "--to", f"unix:{layout.api_socket}"],
+                         "--listen", f"tcp:{layout.ip}:{port}", "--to", f"unix:{layout.api_socket}"],
                         layout.pid("api-node"), layout.log("api-node"), python_env())
 
 
@@ -66,16 +66,16 @@ def start_egress_proxy(layout: NodeLayout) -> None:
                         layout.pid("egress-proxy"), layout.log("egress-proxy"), python_env())
 
 
-def wait_node_ready(kubectl: Kubectl, timeout: float = 180) -> None:
+def wait_node_ready(kubectl: Kubectl, timeout: float = 180, name: str = NODE_NAME) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = kubectl.run("get", "node", NODE_NAME, "-o", "json", check=False)
+        result = kubectl.run("get", "node", name, "-o", "json", check=False)
         if result.returncode == 0:
             conditions = json.loads(result.stdout)["status"].get("conditions") or []
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                 return
         time.sleep(1)
-    raise RuntimeError(f"node {NODE_NAME} not Ready after {timeout:.0f} s")
+    raise RuntimeError(f"node {name} not Ready after {timeout:.0f} s")
 
 
 def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> NodeLayout:
@@ -85,10 +85,11 @@ def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> 
     if missing:
         raise RuntimeError(f"the real node needs {', '.join(missing)} in {TOOLS_BIN}: run `make tools`")
     if not processes.running(layout.pid(kubelet.COMPONENT)):
-        left = cleanup.leftovers(layout)
-        if not left.empty():
-            say(f"real node: removing what an earlier run left ({left})")
-            cleanup.sweep(layout)
+        for earlier in all_layouts(cluster):
+            left = cleanup.leftovers(earlier)
+            if not left.empty():
+                say(f"real node: removing what an earlier run left of {earlier.name} ({left})")
+                cleanup.sweep(earlier)
     started = time.monotonic()
     netns.create(layout)
     start_api_forwards(layout)
@@ -165,10 +166,18 @@ def crictl(layout: NodeLayout, *args: str, timeout: float = 120) -> subprocess.C
                           text=True, capture_output=True, timeout=timeout)
 
 
-def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
-    """Stop the node: kubelet first (so nothing restarts), every pod sandbox through the CRI,
+# Nodes beyond the first that second_node.py may have joined: `make down`, the leftovers check
+# and a new node's start-up sweep cover them too.
+EXTRA_NODES = (2,)
+
+
+def all_layouts(cluster: Layout) -> list[NodeLayout]:
+    return [NodeLayout(cluster), *(NodeLayout(cluster, number) for number in EXTRA_NODES)]
+
+
+def stop(layout: NodeLayout, say: Say) -> cleanup.Leftovers:
+    """Stop one node: kubelet first (so nothing restarts), every pod sandbox through the CRI,
     then every process, mount, the namespace and the cgroups. Returns what is left (nothing)."""
-    layout = NodeLayout(cluster)
     had_node = netns.exists(layout) or processes.running(layout.pid(kubelet.COMPONENT))
     processes.stop(layout.pid(kubelet.COMPONENT))
     if processes.running(layout.pid(containerd.COMPONENT)):
@@ -177,11 +186,18 @@ def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
         processes.stop(pid_file)
     left = cleanup.sweep(layout)
     if had_node:
-        say(f"real node: stopped {NODE_NAME} (kubelet, containerd and its containers, kube-proxy, "
-            f"kube-router, CoreDNS, forwards, the API server's CONNECT proxy); removed its network "
+        first = layout.number == 1
+        say(f"real node: stopped {layout.name} (kubelet, containerd and its containers, "
+            f"kube-proxy, kube-router{', CoreDNS' if first else ''}, forwards"
+            f"{', the CONNECT proxy of the API server' if first else ''}); removed its network "
             f"namespace (with their iptables rules and ipsets), mounts and cgroups"
             + ("" if left.empty() else f"; could not remove: {left}"))
     return left
+
+
+def down(cluster: Layout, say: Say) -> cleanup.Leftovers:
+    """Stop every node of the cluster, extra ones first. Returns what is left (nothing)."""
+    return cleanup.merged(*(stop(layout, say) for layout in reversed(all_layouts(cluster))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "down":
         left = down(cluster, say=print)
     else:
-        left = cleanup.leftovers(NodeLayout(cluster))
+        left = cleanup.merged(*(cleanup.leftovers(layout) for layout in all_layouts(cluster)))
     print(f"left: {left}")
     return 0 if left.empty() else 1
 
