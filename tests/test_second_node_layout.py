@@ -107,4 +107,6 @@ def test_the_drain_releases_values_open_serve_to_node_ones_address_only() -> Non
     worker = values["rayServices"]["chaos"]["cluster"]["workerGroups"]["cpu"]
     assert (worker["replicas"], worker["minReplicas"], worker["maxReplicas"]) == (2, 2, 2)
     assert values["podDisruptionBudget"] == {"rayServiceWorkers": {"minAvailable": 2}}
+    (deployment,) = values["rayServices"]["chaos"]["applications"][0]["deployments"]
+    assert (deployment["num_replicas"], deployment["max_replicas_per_node"]) == (3, 1)
     assert yaml.safe_dump(values)  # plain data, as helm reads it

@@ -63,8 +63,16 @@ TABLE = REPO / "artifacts" / "chaos" / "drain-table.md"
 
 def drain_values(min_available: int) -> dict[str, Any]:
     base = values()
-    worker = base["rayServices"]["chaos"]["cluster"]["workerGroups"]["cpu"]
+    service = base["rayServices"]["chaos"]
+    worker = service["cluster"]["workerGroups"]["cpu"]
     worker.update(replicas=WORKERS, minReplicas=WORKERS, maxReplicas=WORKERS)
+    # One replica on every Ray node: KubeRay's readiness probe of a RayService worker asks the
+    # node's Serve proxy, which Serve starts only where a replica runs. A replacement worker with
+    # no replica would never be Ready, and the budget (which counts Ready pods) would then refuse
+    # the next eviction for good. With one replica per node the evicted worker's replica can go
+    # nowhere but to its replacement, which then becomes Ready.
+    (deployment,) = service["applications"][0]["deployments"]
+    deployment.update(num_replicas=1 + WORKERS, max_replicas_per_node=1)
     return {**base,
             "podDisruptionBudget": {"rayServiceWorkers": {"minAvailable": min_available}},
             "networkPolicy": {"extraIngress": [
