@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import pytest
 
 from chaos.release import ROUTE, objects, service_name, values
-from chaos.scenarios import active_and_pending, table
+from chaos.scenarios import DASHBOARD_EXPECTED, active_and_pending, dashboard_statuses, table
 from cluster.local.release import restricted_namespace
 from cluster.node import netns, node, platform, second_node
 from cluster.node.layout import NODE_IP, NODE_NAME, NodeLayout
@@ -93,7 +93,8 @@ class Drain:
     def workers_selector(self) -> str:
         return f"ray.io/cluster={self.active()},ray.io/node-type=worker"
 
-    def drain(self, selector: str, timeout_s: int) -> tuple[subprocess.CompletedProcess[str], float]:
+    def drain(self, selector: str,
+              timeout_s: int) -> tuple[subprocess.CompletedProcess[str], float]:
         """kubectl drain of node 1, only the pods of `selector`; (result, seconds)."""
         started = time.monotonic()
         result = self.chaos.own.kubectl.run(
@@ -135,11 +136,13 @@ def drain(real_cluster, tmp_path_factory) -> Iterator[Drain]:
         kubectl.run("uncordon", NODE_NAME, check=False)
         kubectl.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         left = second_node.leave(real_cluster.layout, kubectl, print)
+        gone = kubectl.run("get", "node", "real-node-2", check=False)
         if rows:
             TABLE.parent.mkdir(parents=True, exist_ok=True)
             TABLE.write_text(table(rows) + "\n")
             print(f"\n{table(rows)}\n(written to {TABLE.relative_to(REPO)})", flush=True)
         assert left.empty(), f"real-node-2 left {left}"
+        assert gone.returncode != 0, "the Node object real-node-2 is still there"
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -260,7 +263,11 @@ def test_drain_evicts_one_worker_at_a_time_onto_the_other_node(drain: Drain) -> 
             drain.uncordon()
             watch.stop.set()
             thread.join()
-        return time.time() - started, f"drain {seconds:.0f} s"
+        lost = sorted(watch.first_lost(name) for name in originals)
+        refusals = drain.outputs["workers"].count(REFUSED)
+        return time.time() - started, (
+            f"drain {seconds:.0f} s; the 2nd eviction refused {refusals}x, done "
+            f"{lost[1] - lost[0]:.0f} s after the 1st, once its replacement was Ready on node 2")
 
     scenario(chaos, "drain-workers", DRAIN_BOUND, action)
     output = drain.outputs["workers"]
@@ -278,6 +285,10 @@ def test_drain_evicts_one_worker_at_a_time_onto_the_other_node(drain: Drain) -> 
     first_ready = min(watch.first_ready_on(name, "real-node-2") for name in replacements)
     assert gone[0] < first_ready <= gone[1] < float("inf"), (gone, first_ready, watch.samples)
     assert answers(chaos.url), "the app answers after the drain"
+    # The token still guards the dashboard (issue #26's check after every scenario).
+    head = settled_pods(own, f"ray.io/cluster={drain.active()},ray.io/node-type=head")[0]
+    url = node.expose(own.cluster.node, "drain-dashboard", head["status"]["podIP"], 8265)
+    assert dashboard_statuses(url, chaos.token) == DASHBOARD_EXPECTED
 
 
 def test_pods_on_the_second_node_resolve_and_reach_services(drain: Drain) -> None:

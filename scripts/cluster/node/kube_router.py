@@ -73,7 +73,8 @@ def start(layout: NodeLayout, kubectl: Kubectl, timeout: float = 60) -> None:
         return
     kubectl.apply(rbac())
     kubeconfig = pki.kubeconfig(layout, "kube-router", USER, "system:ray-platform")
-    argv = [*netns.enter(layout), str(TOOLS_BIN / "kube-router"), *arguments(str(kubeconfig), layout.name)]
+    argv = [*netns.enter(layout), str(TOOLS_BIN / "kube-router"),
+            *arguments(str(kubeconfig), layout.name)]
     processes.start(argv, layout.pid(COMPONENT), layout.log(COMPONENT), {"PATH": PATH})
     deadline = time.monotonic() + timeout
     while ENFORCING not in rules(layout):
