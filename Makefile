@@ -36,7 +36,7 @@ NODE_PACKAGES := debootstrap libseccomp-dev pkg-config iptables ipset conntrack
 node-packages: ## Debian packages of the real node and its images (debootstrap, libseccomp-dev, iptables, ...); apt-get when missing
 	@scripts/bootstrap/install_debian_packages.sh $(NODE_PACKAGES)
 
-images: $(VENV)/.installed tools-node tools-control-plane tools-monitoring ## the real node's images (pause, ray, ray-serve, kuberay-operator, prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics) into .tools/images, rebuilt only when what goes into them changed
+images: $(VENV)/.installed tools-node tools-control-plane tools-monitoring ## the real node's images (pause, ray, ray-serve, kuberay-operator, prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics, redis) into .tools/images, rebuilt only when what goes into them changed
 	$(PY) -m images.build
 
 # One group of Go tools each (bootstrap/go_tools.py GROUPS): a target builds only the groups it
@@ -100,7 +100,7 @@ bench-serve: setup ## cold start to the first image, served vs direct and batchi
 # Locust through one of the chart's own RayServices on the real node while it is upgraded and its
 # pods fail (tests/node/test_chaos_serve.py, scripts/chaos); on the tests' session cluster.
 .PHONY: chaos
-chaos: setup ## traffic through a RayService on the real node during helm upgrades, a failed deploy, a deleted worker and an operator restart; prints scenario, requests, failures, p99, recovery seconds
+chaos: setup ## traffic through a RayService on the real node during helm upgrades, a failed deploy, a deleted worker, an operator restart, a deleted head (GCS fault tolerance off, then on with a Redis: gcs_server killed, head deleted); prints scenario, requests, failures, p99, recovery seconds
 	$(PY) -m pytest -n 0 -s -p no:cacheprovider tests/node/test_chaos_serve.py $(NODE_PYTEST_ARGS)
 
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,

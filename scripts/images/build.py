@@ -13,6 +13,8 @@
                   operator's own distroless image
     prometheus, prometheus-operator, prometheus-config-reloader, kube-state-metrics  the
                   monitoring stack's Go-built binaries, one each (images/monitoring.py)
+    redis         Debian bookworm minbase + redis-server, user redis (images/redis.py): the
+                  external store of GCS fault tolerance in the chaos scenarios
 
 Each image is cached under ~/.cache/ray-platform/images (XDG_CACHE_HOME) by a hash of what goes
 into it (RECIPE, the requirement files, the Debian packages, the binaries), so a second build, a
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from images import archive, monitoring, rootfs
+from images import archive, monitoring, redis, rootfs
 from images.archive import ImageConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -322,6 +324,12 @@ def monitoring_image(name: str, binary_name: str, path_in_image: str, workdir: s
     return build_it
 
 
+def redis_image() -> Built:
+    """images/redis.py: keyed by its package list and the module (what it trims, its config)."""
+    key = recipe(rootfs.SUITE, *redis.PACKAGES, Path(redis.__file__))
+    return cached("redis", key, redis.make_image(CACHE / "work" / "redis"))
+
+
 BUILDERS: dict[str, Callable[[], Built]] = {
     "pause": pause, "ray": ray, "ray-serve": ray_serve, "kuberay-operator": operator,
     # The monitoring stack (`make up MONITORING=1`, tests/node/test_monitoring_live.py): small,
@@ -335,6 +343,8 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "kube-state-metrics": monitoring_image("kube-state-metrics", "kube-state-metrics",
                                            "/kube-state-metrics", arguments=(
                                                "--port=8080", "--telemetry-port=8081")),
+    # GCS fault tolerance's Redis (tests/node/test_chaos_serve.py): small, imported with the rest.
+    "redis": redis_image,
 }
 
 
