@@ -137,12 +137,16 @@ def drain(real_cluster, tmp_path_factory) -> Iterator[Drain]:
         kubectl.run("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         left = second_node.leave(real_cluster.layout, kubectl, print)
         gone = kubectl.run("get", "node", "real-node-2", check=False)
+        stale = netns.link_name(NodeLayout(real_cluster.layout, second_node.NUMBER))
+        node1_routes = netns.routes(real_cluster.node)
         if rows:
             TABLE.parent.mkdir(parents=True, exist_ok=True)
             TABLE.write_text(table(rows) + "\n")
             print(f"\n{table(rows)}\n(written to {TABLE.relative_to(REPO)})", flush=True)
         assert left.empty(), f"real-node-2 left {left}"
         assert gone.returncode != 0, "the Node object real-node-2 is still there"
+        # Node 1 as the other tests expect it: no link, no route to node 2 left.
+        assert stale not in node1_routes, node1_routes
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -89,6 +89,14 @@ def link(first: NodeLayout, second: NodeLayout) -> None:
                 raise Unavailable(f"ip {' '.join(argv)} in {layout.netns}: {result.stderr.strip()}")
 
 
+def unlink(first: NodeLayout, second: NodeLayout) -> None:
+    """Remove `first`'s end of the link to `second` now: deleting `second`'s namespace takes the
+    pair with it, but only once the kernel has finished with that namespace, and node 1's "no
+    way out" check must not see a stale end."""
+    if exists(first):
+        _run(*enter(first), "ip", "link", "delete", link_name(second))
+
+
 def routes(layout: NodeLayout) -> str:
     return _run(*enter(layout), "ip", "route", "show", "table", "all").stdout
 

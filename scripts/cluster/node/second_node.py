@@ -76,5 +76,6 @@ def leave(cluster: Layout, kubectl: Kubectl, say: Say, number: int = NUMBER) -> 
     store stays (the next join imports nothing). Returns what is left (nothing)."""
     layout = NodeLayout(cluster, number)
     left = node.stop(layout, say)
+    netns.unlink(NodeLayout(cluster), layout)
     kubectl.run("delete", "node", layout.name, "--ignore-not-found", "--wait=false", check=False)
     return left
