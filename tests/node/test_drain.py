@@ -35,7 +35,8 @@ from typing import Any, Iterator
 import pytest
 
 from chaos.release import ROUTE, objects, service_name, values
-from chaos.scenarios import DASHBOARD_EXPECTED, active_and_pending, dashboard_statuses, table
+from chaos.scenarios import (DASHBOARD_EXPECTED, Row, active_and_pending, dashboard_statuses,
+                             table)
 from cluster.local.release import restricted_namespace
 from cluster.node import netns, node, platform, second_node
 from cluster.node.layout import NODE_IP, NODE_NAME, NodeLayout
@@ -114,7 +115,7 @@ def drain(real_cluster, tmp_path_factory) -> Iterator[Drain]:
     folder = tmp_path_factory.mktemp("drain")
     kubectl = real_cluster.kubectl
     kubectl.apply([restricted_namespace(NAMESPACE)])
-    rows: list = []
+    rows: list[Row] = []
     try:
         made = objects(NAMESPACE)
         kubectl.apply(made)
