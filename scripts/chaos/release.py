@@ -10,6 +10,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from chaos import redis
+
 APP = Path(__file__).with_name("app") / "chaos_app.py"
 SERVICE_KEY = "chaos"
 ROUTE = "/answer"
@@ -42,17 +44,24 @@ def pod_settings(cpu_limit: str, memory: str) -> dict[str, Any]:
                           "limits": {"cpu": cpu_limit, "memory": memory}}}
 
 
-def values(version: str = "v1", worker_memory: str = "1536Mi") -> dict[str, Any]:
+def values(version: str = "v1", worker_memory: str = "1536Mi",
+           fault_tolerant: redis.Outside | None = None) -> dict[str, Any]:
+    """fault_tolerant: GCS fault tolerance on, with the test's Redis (chaos/redis.py) and the
+    NetworkPolicies' way to it; egress is then locked down to what the policies name, so the
+    Kubernetes API's and the DNS server's addresses come with it."""
     head = {**pod_settings("1", "2Gi"), "rayStartParams": {"num-cpus": "1"}}
     worker = {**pod_settings("1", worker_memory), "replicas": 1, "minReplicas": 1,
               "maxReplicas": 1}
-    return {
+    cluster: dict[str, Any] = {"head": head, "workerGroups": {"cpu": worker}}
+    if fault_tolerant:
+        cluster["gcsFaultTolerance"] = redis.fault_tolerance()
+    chart: dict[str, Any] = {
         "rayCluster": {"enabled": False},
         "stableDiffusion": {"enabled": False},
         "auth": {"existingSecret": TOKEN_SECRET},
         "rayServices": {SERVICE_KEY: {
             "applications": [application(version)],
-            "cluster": {"head": head, "workerGroups": {"cpu": worker}},
+            "cluster": cluster,
             "upgradeStrategy": {"type": "NewCluster"},
             # 5 s instead of the operator's 60 after traffic switched: the old cluster's Serve
             # proxies must drain their keep-alive connections in that time without a failed
@@ -60,6 +69,9 @@ def values(version: str = "v1", worker_memory: str = "1536Mi") -> dict[str, Any]
             "rayClusterDeletionDelaySeconds": DELETION_DELAY_SECONDS,
         }},
     }
+    if fault_tolerant:
+        chart["networkPolicy"] = redis.network_policy(fault_tolerant)
+    return chart
 
 
 def objects(namespace: str) -> list[dict[str, Any]]:
