@@ -12,7 +12,16 @@ scripts/chaos/app/chaos_app.py, the `ray` image) on the real node, with Locust s
                   is pending: it completes after the operator restarts
   head-deleted    the head pod deleted, GCS fault tolerance off (the chart's default): an outage
                   until the operator's new head runs the app again, bounded by HEAD_OUTAGE_BOUND;
-                  the comparison for GCS fault tolerance with Redis (not run yet)
+                  the comparison for the fault-tolerant head-deleted-ft below
+  gcs-ft-on       helm upgrade turning GCS fault tolerance on, with a Redis of the test's
+                  (scripts/chaos/redis.py, the `redis` image built here, password from
+                  gcsFaultTolerance.existingSecret, the head's egress to it by networkPolicy.redis
+                  only): a new cluster whose GCS keeps its state in Redis; a detached actor created
+  gcs-killed      gcs_server SIGKILLed in the head's container: the container restarts, the GCS
+                  recovers from Redis; failures within GCS_KILLED_BOUND, the actor keeps its state
+  head-deleted-ft the head pod deleted with fault tolerance on: the operator's new head recovers
+                  from Redis, the worker and its replica stay; failures within HEAD_FT_BOUND, the
+                  actor keeps its state
 
 Zero-failure scenarios assert 0 failed requests; each failure is named by its time and status.
 After every scenario the active head's dashboard refuses no token (401) and a wrong one (403) and
@@ -29,6 +38,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
+from chaos import gcs, redis
 from chaos.load import Load
 from chaos.release import (ROUTE, TOKEN_SECRET, application, objects, service_name,
                            values)
@@ -61,6 +71,11 @@ WORKER_BOUND = 20
 # (at most every request sent in it).
 HEAD_OUTAGE_BOUND = 240
 HEAD_FAILURE_BOUND = int(HEAD_OUTAGE_BOUND * USERS * RATE)
+# GCS fault tolerance on: the worker, its Serve proxy and its replica live through the head's
+# faults (its raylet waits up to 600 s for the GCS: KubeRay sets that on workers when fault
+# tolerance is on); what fails is what was on the head's proxy and replica when it went.
+GCS_KILLED_BOUND = 20
+HEAD_FT_BOUND = 20
 TABLE = REPO / "artifacts" / "chaos" / "table.md"
 
 
@@ -72,6 +87,8 @@ class Chaos:
     token: str
     workdir: Path
     rows: list[Row] = field(default_factory=list)
+    # The detached actor's first answer (gcs-ft-on creates it; the fault scenarios call it).
+    keeper: dict[str, Any] | None = None
 
     def service(self) -> dict[str, Any]:
         return self.own.get("rayservice", SERVICE, "-n", NAMESPACE)
@@ -339,3 +356,171 @@ def test_a_deleted_head_without_gcs_fault_tolerance_is_a_bounded_outage(chaos: C
         f"head-deleted: {row.result.summary()}\n{row.result.failure_lines()}")
     assert chaos.active() == active, "the operator replaced the cluster instead of its head"
     check_auth(chaos, "head-deleted")
+
+
+# --- GCS fault tolerance on, with a Redis of the test's -------------------------------------
+
+
+def head_of(chaos: Chaos) -> dict[str, Any]:
+    return chaos.own.head_pod(chaos.active())
+
+
+def container_restarts(pod: dict[str, Any]) -> dict[str, int]:
+    """restartCount by container: the Ray container's apart from the autoscaler's."""
+    return {s["name"]: s.get("restartCount", 0)
+            for s in pod["status"].get("containerStatuses") or []}
+
+
+def keeper_after(chaos: Chaos, name: str, calls: int) -> dict[str, Any]:
+    """The detached actor, called once more from the (current) head: the same process on the
+    same node with its total, so the actor neither died nor restarted."""
+    assert chaos.keeper, f"{name}: no detached actor (gcs-ft-on did not run or failed)"
+    answer = gcs.keeper(chaos.own.kubectl, head_of(chaos), "add")
+    assert answer == {**chaos.keeper, "total": calls}, (
+        f"{name}: the actor answered {answer}, before the fault {chaos.keeper}")
+    return answer
+
+
+def outside(chaos: Chaos) -> redis.Outside:
+    """The Kubernetes API's address and port behind the `kubernetes` Service, and the DNS
+    server of the head's resolv.conf."""
+    (endpoints,) = chaos.own.get("endpointslices", "-n", "default", "-l",
+                                 "kubernetes.io/service-name=kubernetes")["items"]
+    head = head_of(chaos)
+    resolv = gcs.in_pod(chaos.own.kubectl, head, gcs.ray_container(head), "cat",
+                        "/etc/resolv.conf")
+    (dns,) = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    return redis.Outside(endpoints["endpoints"][0]["addresses"][0],
+                         int(endpoints["ports"][0]["port"]), dns)
+
+
+@pytest.fixture(scope="module")
+def store(chaos: Chaos) -> Iterator[dict[str, Any]]:
+    """The test's Redis pod (scripts/chaos/redis.py), kept until the fault-tolerant cluster is
+    gone: KubeRay deletes such a RayCluster only after its Redis cleanup Job ran against this
+    Redis, and a namespace deletion that takes Redis with it (or forbids the Job, as a
+    terminating namespace does) leaves the RayCluster waiting on its finalizer."""
+    kubectl = chaos.own.kubectl
+    made = redis.objects(NAMESPACE, chaos.own.cluster.images["redis"].reference)
+    kubectl.apply(made)
+    try:
+        (pod,) = settled_pods(chaos.own, redis.SELECTOR)
+        yield pod
+    finally:
+        started = time.time()
+        kubectl.run("delete", "rayservice", SERVICE, "-n", NAMESPACE, "--wait=false",
+                    check=False)
+        try:
+            wait_for("the RayService's clusters deleted, Redis cleanup Job included",
+                     lambda: not chaos.own.items("rayclusters"), 300, 2)
+            print(f"RayService deleted: its clusters gone after {time.time() - started:.0f} s",
+                  flush=True)
+        finally:
+            for obj in made:
+                kubectl.run("delete", obj["kind"].lower(), obj["metadata"]["name"], "-n",
+                            NAMESPACE, "--wait=false", check=False)
+
+
+def test_gcs_fault_tolerance_turned_on_by_an_upgrade_with_no_failed_request(
+        chaos: Chaos, store: dict[str, Any]) -> None:
+    kubectl = chaos.own.kubectl
+    addresses = outside(chaos)
+    old = chaos.active()
+    seen: list[Any] = []
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        # Only fault tolerance changes (the worker memory and version of the last upgrade).
+        chaos.upgrade("gcs-ft.yaml", values(version="v3", worker_memory="1664Mi",
+                                            fault_tolerant=addresses))
+        replaced = watch_replacement(chaos.own.get, NAMESPACE, SERVICE, old, READY_TIMEOUT)
+        seen.append(replaced)
+        return (replaced.old_gone - started,
+                f"new cluster with GCS FT, switched after {replaced.switched - started:.0f} s")
+
+    scenario(chaos, "gcs-ft-on", 0, action)
+    (replaced,) = seen
+    assert replaced.new != old and chaos.active() == replaced.new
+    cluster = chaos.own.get("raycluster", replaced.new, "-n", NAMESPACE)
+    options = cluster["spec"]["gcsFaultToleranceOptions"]
+    assert options["redisAddress"] == redis.address()
+    assert options["redisPassword"]["valueFrom"]["secretKeyRef"] == {
+        "name": redis.PASSWORD_SECRET, "key": redis.PASSWORD_KEY}
+    head = head_of(chaos)
+    assert head["metadata"]["annotations"].get("ray.io/ft-enabled") == "true"
+    # The GCS writes its tables into Redis under the cluster's storage namespace (its UID):
+    # through the head's egress policy to Redis' pods, the only way out it has now.
+    keys = gcs.redis_keys(kubectl, store)
+    assert any(cluster["metadata"]["uid"] in key for key in keys), keys[:20]
+    chaos.keeper = gcs.keeper(kubectl, head, "create")
+    assert chaos.keeper["total"] == 1, chaos.keeper
+    assert all_answer(chaos.url, "v3")
+    check_auth(chaos, "gcs-ft-on")
+
+
+def test_a_killed_gcs_server_restarts_the_head_container_and_keeps_the_actor(
+        chaos: Chaos) -> None:
+    active = chaos.active()
+    head = head_of(chaos)
+    ray_head = gcs.ray_container(head)
+    before = container_restarts(head)
+    seen: list[dict[str, Any]] = []
+
+    def restarted() -> dict[str, Any] | None:
+        pod = head_of(chaos)
+        return pod if (container_restarts(pod)[ray_head] > before[ray_head]
+                       and platform.containers_ready([pod])) else None
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        gcs.kill_gcs_server(chaos.own.kubectl, head)
+        seen.append(wait_for("the head's container restarted and ready", restarted, 300, 1))
+        back = time.time() - started
+        wait_for("both replicas answering v3", lambda: len(replicas(chaos.url)) == 2, 300, 1)
+        wait_for("the RayService Ready with its app RUNNING",
+                 lambda: rayservice_verdict(chaos.service()).state == READY, 300, 1)
+        counts = container_restarts(seen[0])
+        return (time.time() - started,
+                f"GCS FT on: same head pod, restartCount " + ", ".join(
+                    f"{name} {before.get(name, 0)} -> {count}" for name, count in counts.items())
+                + f"; ready after {back:.0f} s")
+
+    scenario(chaos, "gcs-killed", GCS_KILLED_BOUND, action)
+    (after,) = seen
+    # The container, not the pod: the same pod (UID), its restart counted by the kubelet.
+    assert after["metadata"]["uid"] == head["metadata"]["uid"]
+    counts = container_restarts(after)
+    assert counts[ray_head] == before[ray_head] + 1, f"restartCount {before} -> {counts}"
+    assert chaos.active() == active, "the operator replaced the cluster instead of restarting"
+    keeper_after(chaos, "gcs-killed", 2)
+    check_auth(chaos, "gcs-killed")
+
+
+def test_a_deleted_head_with_gcs_fault_tolerance_keeps_the_worker_and_the_actor(
+        chaos: Chaos) -> None:
+    active = chaos.active()
+    heads = f"ray.io/cluster={active},ray.io/node-type=head"
+    workers = f"ray.io/cluster={active},ray.io/node-type=worker"
+    (head,) = chaos.own.items("pods", heads)
+    (worker,) = chaos.own.items("pods", workers)
+
+    def action() -> tuple[float, str]:
+        started = time.time()
+        delete_and_replace(chaos, head, heads, "head")
+        head_back = time.time() - started
+        wait_for("both replicas answering", lambda: len(replicas(chaos.url)) == 2, 300, 1)
+        wait_for("the RayService Ready with its app RUNNING",
+                 lambda: rayservice_verdict(chaos.service()).state == READY, 300, 1)
+        return (time.time() - started,
+                f"GCS FT on: new head running after {head_back:.0f} s; the worker kept")
+
+    scenario(chaos, "head-deleted-ft", HEAD_FT_BOUND, action)
+    assert chaos.active() == active, "the operator replaced the cluster instead of its head"
+    (new_head,) = chaos.own.items("pods", heads)
+    assert new_head["metadata"]["uid"] != head["metadata"]["uid"], "the head was not replaced"
+    # The worker's raylet reconnected to the new head's GCS: same pod, no container restart.
+    (after,) = chaos.own.items("pods", workers)
+    assert (after["metadata"]["uid"], restarts(after)) == (worker["metadata"]["uid"],
+                                                           restarts(worker))
+    keeper_after(chaos, "head-deleted-ft", 3)
+    check_auth(chaos, "head-deleted-ft")
