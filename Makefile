@@ -98,10 +98,11 @@ bench-serve: setup ## cold start to the first image, served vs direct and batchi
 	$(PY) -m cluster.node.bench_serve
 
 # Locust through one of the chart's own RayServices on the real node while it is upgraded and its
-# pods fail (tests/node/test_chaos_serve.py, scripts/chaos); on the tests' session cluster.
+# pods fail (tests/node/test_chaos_serve.py, scripts/chaos) and a node is drained (tests/node/test_drain.py,
+# with real-node-2 joining); on the tests' session cluster.
 .PHONY: chaos
-chaos: setup ## traffic through a RayService on the real node during helm upgrades, a failed deploy, a deleted worker, an operator restart, a deleted head (GCS fault tolerance off, then on with a Redis: gcs_server killed, head deleted); prints scenario, requests, failures, p99, recovery seconds
-	$(PY) -m pytest -n 0 -s -p no:cacheprovider tests/node/test_chaos_serve.py $(NODE_PYTEST_ARGS)
+chaos: setup ## traffic through a RayService on the real node during helm upgrades, a failed deploy, a deleted worker, an operator restart, a deleted head (GCS fault tolerance off, then on with a Redis: gcs_server killed, head deleted), kubectl drain against the PodDisruptionBudgets with a second real node; prints scenario, requests, failures, p99, recovery seconds
+	$(PY) -m pytest -n 0 -s -p no:cacheprovider tests/node/test_chaos_serve.py tests/node/test_drain.py $(NODE_PYTEST_ARGS)
 
 # The running platform (scripts/cluster/platform_up.py): the local cluster without Docker, kind with it,
 # or KUBECONFIG's cluster; CLUSTER=local|kind forces one.
