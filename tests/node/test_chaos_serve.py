@@ -22,6 +22,7 @@ scripts/chaos/app/chaos_app.py, the `ray` image) on the real node, with Locust s
   head-deleted-ft the head pod deleted with fault tolerance on: the operator's new head recovers
                   from Redis, the worker and its replica stay; failures within HEAD_FT_BOUND, the
                   actor keeps its state
+  (no traffic)    the RayService deleted: KubeRay's Redis cleanup Job removes the cluster's keys
 
 Zero-failure scenarios assert 0 failed requests; each failure is named by its time and status.
 After every scenario the active head's dashboard refuses no token (401) and a wrong one (403) and
@@ -524,3 +525,20 @@ def test_a_deleted_head_with_gcs_fault_tolerance_keeps_the_worker_and_the_actor(
                                                            restarts(worker))
     keeper_after(chaos, "head-deleted-ft", 3)
     check_auth(chaos, "head-deleted-ft")
+
+
+def test_a_deleted_fault_tolerant_service_leaves_nothing_in_redis(
+        chaos: Chaos, store: dict[str, Any]) -> None:
+    """Last: KubeRay's Redis cleanup Job, built from the head's pod and so under the chart's
+    head egress policy, must reach Redis and delete the cluster's keys before the operator lets
+    the RayCluster go (a failed Job lets it go too, keys left behind: the keys tell which)."""
+    uid = chaos.own.get("raycluster", chaos.active(), "-n", NAMESPACE)["metadata"]["uid"]
+    assert any(uid in key for key in gcs.redis_keys(chaos.own.kubectl, store))
+    started = time.time()
+    chaos.own.kubectl.run("delete", "rayservice", SERVICE, "-n", NAMESPACE, "--wait=false")
+    wait_for("the RayService's clusters deleted", lambda: not chaos.own.items("rayclusters"),
+             300, 2)
+    left = [key for key in gcs.redis_keys(chaos.own.kubectl, store) if uid in key]
+    print(f"RayService deleted: its clusters gone after {time.time() - started:.0f} s, "
+          f"{len(left)} of its keys left in Redis", flush=True)
+    assert not left, left[:20]
