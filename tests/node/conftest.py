@@ -21,6 +21,7 @@ from cluster.local.controlplane import Layout
 from cluster.local.release import Release, objects_of_kind
 from cluster.node import node, platform
 from cluster.node.layout import NODE_NAME
+from cluster.node.ray_status import container_id
 from harness.render import make_offline_copy
 from harness.tools import CHART_DIR, VALUES_DIR
 
@@ -61,9 +62,8 @@ class RealRelease:
 
     def exec(self, pod: dict[str, Any], container: str, *argv: str, timeout: float = 300):
         """Run argv in a running container through the node's CRI (crictl exec)."""
-        status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container)
-        container_id = status["containerID"].split("://", 1)[1]
-        return node.crictl(self.cluster.node, "exec", container_id, *argv, timeout=timeout)
+        return node.crictl(self.cluster.node, "exec", container_id(pod, container), *argv,
+                           timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -94,16 +94,7 @@ def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> 
     netns.create(layout)
     start_api_forwards(layout)
     start_egress_proxy(layout)
-    cni.write(layout)
-    sandbox = next(image.reference for image in images if image.name == "pause")
-    containerd.start(layout, sandbox)
-    for image in images:
-        began = time.monotonic()
-        if containerd.import_image(layout, image.reference, image.archive):
-            say(f"real node: imported {image.reference} ({image.size / 1e6:.0f} MB) in "
-                f"{time.monotonic() - began:.0f} s")
-    kubelet.start(layout)
-    wait_node_ready(kubectl)
+    start_runtime(layout, kubectl, images, say, "real node")
     kube_proxy.start(layout)
     # Before CoreDNS and the operator: every pod after this point starts under enforced policies.
     kube_router.start(layout, kubectl)
@@ -112,6 +103,23 @@ def up(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say) -> 
         f"out): kubelet, containerd, runc, CNI bridge, kube-proxy, kube-router (NetworkPolicies), "
         f"CoreDNS; up in {time.monotonic() - started:.0f} s")
     return layout
+
+
+def start_runtime(layout: NodeLayout, kubectl: Kubectl, images: Sequence[Built], say: Say,
+                  label: str) -> None:
+    """What runs pods on any node, in its namespace: the CNI config, containerd with `images`
+    imported (the `pause` one its sandbox image), then the kubelet, until its Node is Ready.
+    `label` starts the import messages."""
+    cni.write(layout)
+    sandbox = next(image.reference for image in images if image.name == "pause")
+    containerd.start(layout, sandbox)
+    for image in images:
+        began = time.monotonic()
+        if containerd.import_image(layout, image.reference, image.archive):
+            say(f"{label}: imported {image.reference} ({image.size / 1e6:.0f} MB) in "
+                f"{time.monotonic() - began:.0f} s")
+    kubelet.start(layout)
+    wait_node_ready(kubectl, name=layout.name)
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from cluster.local import processes
 from cluster.local.controlplane import Layout
 from cluster.local.kubectl import Kubectl
-from cluster.node import cleanup, cni, containerd, kube_proxy, kube_router, kubelet, netns, node
+from cluster.node import cleanup, kube_proxy, kube_router, kubelet, netns, node
 from cluster.node.layout import NodeLayout
 from images.build import Built
 
@@ -52,16 +52,7 @@ def join(cluster: Layout, kubectl: Kubectl, images: Sequence[Built], say: Say,
     netns.create(layout)
     netns.link(first, layout)
     node.start_api_forwards(layout)
-    cni.write(layout)
-    sandbox = next(image.reference for image in images if image.name == "pause")
-    containerd.start(layout, sandbox)
-    for image in images:
-        began = time.monotonic()
-        if containerd.import_image(layout, image.reference, image.archive):
-            say(f"{layout.name}: imported {image.reference} ({image.size / 1e6:.0f} MB) in "
-                f"{time.monotonic() - began:.0f} s")
-    kubelet.start(layout)
-    node.wait_node_ready(kubectl, name=layout.name)
+    node.start_runtime(layout, kubectl, images, say, layout.name)
     kube_proxy.start(layout)
     kube_router.start(layout, kubectl)
     say(f"{layout.name}: Ready ({layout.ip}, pods {layout.pod_subnet}, network namespace "
