@@ -316,7 +316,7 @@ def replicas(url: str) -> set[tuple[str, str]]:
 
 
 def restarts(pod: dict[str, Any]) -> int:
-    return sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses") or [])
+    return sum(container_restarts(pod).values())
 
 
 def test_a_deleted_head_without_gcs_fault_tolerance_is_a_bounded_outage(chaos: Chaos) -> None:
